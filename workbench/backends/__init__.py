@@ -1,0 +1,1 @@
+"""Execution backends: `cpu` (NumPy, always present) and `cuda` (CuPy, imported only when asked)."""

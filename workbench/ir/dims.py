@@ -1,0 +1,153 @@
+"""Symbolic dimensions: a Dim is an int (known) or a str (a name such as "batch", or an expression).
+
+Shape rules combine dims with these helpers so that a dynamic batch flows through a whole network
+as "batch", "batch*3", ... while static dims stay ints.
+"""
+from __future__ import annotations
+
+import ast
+import itertools
+import math
+import operator
+from typing import Union
+
+Dim = Union[int, str]
+Shape = tuple  # tuple[Dim, ...]
+
+_fresh = itertools.count()
+
+
+def fresh(prefix: str = "d") -> str:
+    """A new unknown dim, for shapes a rule cannot decide (e.g. a data-dependent size)."""
+    return f"{prefix}_{next(_fresh)}"
+
+
+def is_static(shape) -> bool:
+    """True when every dim of `shape` is a known int.  >>> is_static((1, 3))"""
+    return shape is not None and all(isinstance(d, (int,)) for d in shape)
+
+
+def _wrap(d: Dim) -> str:
+    s = str(d)
+    return s if s.isidentifier() or s.lstrip("-").isdigit() else f"({s})"
+
+
+def add(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if b == 0:
+        return a
+    if a == 0:
+        return b
+    return f"{_wrap(a)}+{_wrap(b)}"
+
+
+def sub(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a - b
+    if b == 0:
+        return a
+    return f"{_wrap(a)}-{_wrap(b)}"
+
+
+def mul(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a * b
+    if a == 1:
+        return b
+    if b == 1:
+        return a
+    return f"{_wrap(a)}*{_wrap(b)}"
+
+
+def floordiv(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    if b == 1:
+        return a
+    return f"{_wrap(a)}//{_wrap(b)}"
+
+
+def ceildiv(a: Dim, b: Dim) -> Dim:
+    if isinstance(a, int) and isinstance(b, int):
+        return -(-a // b)
+    if b == 1:
+        return a
+    return f"ceil({a}/{_wrap(b)})"
+
+
+def prod(dims) -> Dim:
+    out: Dim = 1
+    for d in dims:
+        out = mul(out, d)
+    return out
+
+
+def broadcast(*shapes) -> tuple:
+    """Numpy-style broadcast of shapes whose dims may be symbolic.
+
+    >>> broadcast(("batch", 1, 4), (3, 1))  # ('batch', 3, 4)
+    """
+    from ..errors import ShapeError
+
+    rank = max((len(s) for s in shapes), default=0)
+    padded = [(1,) * (rank - len(s)) + tuple(s) for s in shapes]
+    out = []
+    for dims in zip(*padded):
+        known = {d for d in dims if d != 1}
+        if not known:
+            out.append(1)
+        elif len(known) == 1:
+            out.append(known.pop())
+        else:
+            ints = {d for d in known if isinstance(d, int)}
+            if len(ints) > 1:
+                raise ShapeError(f"shapes {list(shapes)} cannot be broadcast together (dims {sorted(ints)})")
+            # a symbolic dim against a known one must equal it at run time
+            out.append(ints.pop() if ints else sorted(map(str, known))[0])
+    return tuple(out)
+
+
+def substitute(shape, bindings: dict) -> tuple:
+    """Replace named dims by the ints bound to them; expressions are evaluated when all names are bound."""
+    return tuple(evaluate(d, bindings) for d in shape)
+
+
+def evaluate(d: Dim, bindings: dict) -> Dim:
+    """The int value of `d` under `bindings` (name -> int), or `d` itself while a name is unbound.
+
+    Expressions are parsed, never eval'ed: dim names come from untrusted model files.
+    """
+    if isinstance(d, int):
+        return d
+    if d in bindings:
+        return int(bindings[d])
+    try:
+        value = _eval_node(ast.parse(d, mode="eval").body, bindings)
+    except (SyntaxError, KeyError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+        return d
+    return int(value)
+
+
+_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+           ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv}
+
+
+def _eval_node(node, bindings):
+    if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        return node.value
+    if isinstance(node, ast.Name):
+        return int(bindings[node.id])
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+        return _BINOPS[type(node.op)](_eval_node(node.left, bindings), _eval_node(node.right, bindings))
+    if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ceil" and len(node.args) == 1:
+        return math.ceil(_eval_node(node.args[0], bindings))
+    raise ValueError("not a dim expression")
+
+
+def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
+    from ..errors import ShapeError
+
+    if not -rank <= axis < max(rank, 1):
+        raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
+    return axis % rank if rank else 0

@@ -1,0 +1,100 @@
+"""Op specs: one registry entry per op type, with its ONNX attribute defaults and its shape rule.
+
+A shape rule takes one `Info` per input (None for an omitted optional input) and the layer's
+attributes (defaults filled in) as keyword arguments, and returns one Info or a tuple of them:
+
+    @op("LeakyRelu", since=6, alpha=0.01)
+    def leaky_relu(x, *, alpha):
+        return Info(x.dtype, x.shape)
+
+Rules live in `workbench/ir/opdefs/`, one module per op family; every module there is imported
+by `load_all()`, so adding an op never touches a hand-kept list.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+from ..errors import ValidationError
+
+
+class Info(NamedTuple):
+    """What shape inference knows of one tensor.
+
+    dtype: numpy dtype name ("float32", "int64", "bool", "float16", "bfloat16", "float8_e4m3fn"...).
+    shape: tuple of Dims (int or symbolic str), or None when even the rank is unknown.
+    value: the tensor's value when known at build time: a numpy array for constants, or a tuple
+           of Dims for a 1-D int64 shape tensor known symbolically (e.g. the output of Shape).
+    """
+
+    dtype: str
+    shape: tuple | None
+    value: Any = None
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    since: int
+    defaults: dict
+    shape_rule: Callable
+    domain: str = ""
+    doc: str = ""
+    deterministic: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+OPS: dict[tuple[str, str], OpSpec] = {}
+
+
+def op(name: str, since: int = 1, domain: str = "", deterministic: bool = True, **defaults):
+    """Register the shape rule of op `name` (ONNX domain `domain`), with its attribute defaults."""
+
+    def register(rule: Callable) -> Callable:
+        OPS[(domain, name)] = OpSpec(name, since, dict(defaults), rule, domain, rule.__doc__ or "",
+                                     deterministic)
+        return rule
+
+    return register
+
+
+def alias(name: str, of: str, since: int = 1, domain: str = "") -> None:
+    """Register `name` with the same defaults and shape rule as the already registered `of`."""
+    spec = OPS[("", of)]
+    OPS[(domain, name)] = OpSpec(name, since, spec.defaults, spec.shape_rule, domain, spec.doc,
+                                 spec.deterministic)
+
+
+_loaded = False
+
+
+def load_all() -> dict:
+    """Import every op-definition module once; returns the registry."""
+    global _loaded
+    if not _loaded:
+        from . import opdefs
+
+        for mod in pkgutil.iter_modules(opdefs.__path__):
+            importlib.import_module(f"{opdefs.__name__}.{mod.name}")
+        _loaded = True
+    return OPS
+
+
+def spec_for(op_type: str, domain: str = "") -> OpSpec | None:
+    load_all()
+    return OPS.get((_canonical_domain(domain), op_type))
+
+
+def _canonical_domain(domain: str) -> str:
+    return "" if domain in ("", "ai.onnx") else domain
+
+
+def attributes(spec: OpSpec, attrs: dict, where: str) -> dict:
+    """The layer's attributes with the op's defaults filled in; an unknown attribute is an error."""
+    unknown = set(attrs) - set(spec.defaults)
+    if unknown:
+        raise ValidationError(f"{where}: op {spec.name} has no attribute(s) {sorted(unknown)}; "
+                              f"known: {sorted(spec.defaults)}")
+    return {**spec.defaults, **attrs}

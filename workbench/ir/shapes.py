@@ -1,0 +1,105 @@
+"""Shape inference: walk the layers in order, apply each op's shape rule, record dtypes and shapes.
+
+Known values travel with the shapes (constants, and shape tensors such as Shape(x) = ("batch", 3))
+so that the Shape -> Gather -> Concat -> Reshape chains of torch exports keep exact, symbolic shapes.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ShapeError, ValidationError, WorkbenchError
+from .ops import Info, attributes, spec_for
+
+# Constant values up to this many elements are propagated through layers (shape arithmetic);
+# larger ones are left to the constant-folding pass.
+PROPAGATE_LIMIT = 4096
+
+
+def rule_and_attrs(layer):
+    """The layer's shape rule and full attributes, from the op registry or the plugin registry."""
+    from ..plugins import lookup
+
+    spec = spec_for(layer.op, layer.domain)
+    if spec is None:
+        plugin = lookup(layer.op)
+        if plugin is None:
+            raise ValidationError(f"layer {layer.name!r}: unknown op {layer.op!r}")
+        return plugin.shape, {**plugin.defaults, **layer.attrs}
+    return spec.shape_rule, attributes(spec, layer.attrs, f"layer {layer.name!r}")
+
+
+def initial_infos(net) -> dict:
+    infos = {}
+    for name in net.inputs:
+        t = net.tensors[name]
+        infos[name] = Info(t.dtype, t.shape)
+    for name, w in net.weights.items():
+        arr = np.asarray(w)
+        infos[name] = Info(_dtype_name(arr.dtype), tuple(arr.shape), arr)
+    return infos
+
+
+def _dtype_name(dtype) -> str:
+    return np.dtype(dtype).name
+
+
+def infer_outputs(layer, infos: dict, evaluate: Callable | None = None) -> list:
+    """Output Infos of one layer given the Infos of everything before it."""
+    rule, attrs = rule_and_attrs(layer)
+    ins = [infos.get(name) if name else None for name in layer.inputs]
+    missing = [n for n, i in zip(layer.inputs, ins) if n and i is None]
+    if missing:
+        raise ValidationError(f"layer {layer.name!r} ({layer.op}) reads {missing}, which nothing produces")
+    if evaluate is not None and _all_small_constants(ins):
+        try:
+            values = evaluate(layer, [i.value if i is not None else None for i in ins])
+            return [Info(_dtype_name(v.dtype), tuple(v.shape), v) for v in values]
+        except WorkbenchError:
+            pass  # fall through: the rule gives the shapes, or the precise error
+    try:
+        outs = rule(*ins, **attrs)
+    except WorkbenchError as e:
+        raise type(e)(f"layer {layer.name!r} ({layer.op}): {e}") from None
+    except (TypeError, ValueError, IndexError, KeyError) as e:
+        raise ShapeError(f"layer {layer.name!r} ({layer.op}): cannot infer output shapes: {e}") from None
+    outs = list(outs) if isinstance(outs, (list, tuple)) and not isinstance(outs, Info) else [outs]
+    return outs
+
+
+def _all_small_constants(ins) -> bool:
+    present = [i for i in ins if i is not None]
+    return bool(present) and all(isinstance(i.value, np.ndarray) and i.value.size <= PROPAGATE_LIMIT
+                                 for i in present)
+
+
+def infer_shapes(net, evaluate: Callable | None = None) -> dict:
+    """Infos of every tensor of `net`; also writes dtypes and shapes into `net.tensors`.
+
+    `evaluate(layer, arrays) -> list of arrays` (the CPU backend's) lets small constant
+    subgraphs be computed, so shapes derived from them are exact.
+    """
+    infos = initial_infos(net)
+    for layer in net.layers:
+        outs = infer_outputs(layer, infos, evaluate)
+        for name, info in zip(layer.outputs, outs):
+            if name:
+                infos[name] = info
+                _record(net, name, info)
+    return infos
+
+
+def infer_layer(net, layer, evaluate: Callable | None = None) -> None:
+    """Infer one just-appended layer (used by the Network building API)."""
+    infos = {name: Info(t.dtype, t.shape, net.weights.get(name)) for name, t in net.tensors.items()}
+    for name, info in zip(layer.outputs, infer_outputs(layer, infos, evaluate)):
+        _record(net, name, info)
+
+
+def _record(net, name: str, info: Info) -> None:
+    from .network import Tensor
+
+    shape = tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in info.shape) \
+        if info.shape is not None else None
+    net.tensors[name] = Tensor(name, info.dtype, shape)
