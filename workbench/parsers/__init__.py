@@ -1,0 +1,1 @@
+"""Model parsers: ONNX today. Only these modules import onnx."""

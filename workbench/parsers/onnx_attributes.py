@@ -1,0 +1,42 @@
+"""ONNX AttributeProto -> plain Python values (ints, floats, str, lists, numpy arrays)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ParseError
+
+A = onnx.AttributeProto
+
+
+def attribute_value(attr: onnx.AttributeProto, where: str = ""):
+    """The value of one attribute; strings decoded as UTF-8, tensors as numpy arrays."""
+    kind = attr.type
+    if kind == A.INT:
+        return int(attr.i)
+    if kind == A.FLOAT:
+        return float(attr.f)
+    if kind == A.STRING:
+        return attr.s.decode("utf-8", errors="replace")
+    if kind == A.INTS:
+        return [int(i) for i in attr.ints]
+    if kind == A.FLOATS:
+        return [float(f) for f in attr.floats]
+    if kind == A.STRINGS:
+        return [s.decode("utf-8", errors="replace") for s in attr.strings]
+    if kind == A.TENSOR:
+        return tensor_to_array(attr.t, where)
+    raise ParseError(f"{where}: attribute {attr.name!r} has a type workbench does not support "
+                     f"({A.AttributeType.Name(kind)}; subgraphs and sparse tensors are not supported)")
+
+
+def tensor_to_array(t: onnx.TensorProto, where: str = "") -> np.ndarray:
+    try:
+        return np.array(numpy_helper.to_array(t))
+    except Exception as e:  # noqa: BLE001 - protobuf/numpy raise many kinds on malformed data
+        raise ParseError(f"{where}: tensor {t.name!r} cannot be read: {e}") from None
+
+
+def node_attributes(node: onnx.NodeProto, where: str = "") -> dict:
+    return {a.name: attribute_value(a, where or f"node {node.name!r} ({node.op_type})") for a in node.attribute}
