@@ -1,0 +1,94 @@
+"""The CPU backend: NumPy kernels run layer by layer, buffers freed as soon as they are dead."""
+from __future__ import annotations
+
+import os
+import platform
+
+import numpy as np
+
+from ...builder.precision import MATMUL_OPS
+from ...dtypes import np_dtype
+from .evaluate import call, resolve, upcast
+from .precision import STORAGE, round_tf32
+
+NAME = "cpu"
+
+
+def device_info() -> dict:
+    return {"backend": NAME, "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+
+
+def select_tactics(net, precisions: dict, cfg, log) -> dict:
+    """One NumPy tactic per layer on the CPU: nothing to time."""
+    return {layer.name: "numpy" for layer in net.layers}
+
+
+class Step:
+    """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
+
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp")
+
+    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp):
+        self.layer, self.fn, self.attrs = layer, fn, attrs
+        self.inputs, self.outputs = layer.inputs, layer.outputs
+        self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
+
+    def arguments(self, env: dict) -> list:
+        """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32."""
+        args = [env[n] if n else None for n in self.inputs]
+        if self.lowp is not None:
+            args = [a.astype(self.lowp) if a is not None and a.dtype == np.float32 else a for a in args]
+        args = [upcast(a) for a in args]
+        if self.tf32:
+            args = [round_tf32(a) if a is not None else None for a in args]
+        return args
+
+
+class Runner:
+    """Executes an engine's layers on NumPy. One per execution context."""
+
+    def __init__(self, engine):
+        net = engine.network
+        self.weights = engine.network.weights
+        self.outputs = list(net.outputs)
+        self.out_dtypes = {n: np_dtype(net.tensors[n].dtype) for n in net.outputs}
+        self.steps = _compile(engine)
+
+    def run(self, feeds: dict, on_layer=None) -> dict:
+        env = dict(self.weights)
+        env.update(feeds)
+        for step in self.steps:
+            outs = call(step.fn, step.attrs, step.layer, step.arguments(env))
+            for name, value, dtype in zip(step.outputs, outs, step.dtypes):
+                if name:
+                    env[name] = value if value is None or value.dtype == dtype else value.astype(dtype)
+            if on_layer is not None:
+                on_layer(step.layer, env)
+            for name in step.free:
+                env.pop(name, None)
+        return {n: np.asarray(env[n]).astype(self.out_dtypes[n], copy=False) for n in self.outputs}
+
+
+def _compile(engine) -> list:
+    net = engine.network
+    keep = set(net.outputs) | set(net.inputs) | set(net.weights)
+    last_use = {}
+    for i, layer in enumerate(net.layers):
+        for name in layer.inputs:
+            last_use[name] = i
+    steps = []
+    for i, layer in enumerate(net.layers):
+        fn, attrs = resolve(layer)
+        dtypes = [np_dtype(engine.storage_dtypes.get(o, net.tensors[o].dtype)) if o else None
+                  for o in layer.outputs]
+        free = [n for n in set(layer.inputs) | set(layer.outputs)
+                if n and n not in keep and last_use.get(n, -1) <= i]
+        precision = engine.precisions.get(layer.name, "fp32")
+        tf32 = precision == "tf32" and layer.op in MATMUL_OPS
+        lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
+        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp))
+    return steps
+
+
+def make_runner(engine) -> Runner:
+    return Runner(engine)

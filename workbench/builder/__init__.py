@@ -1,0 +1,1 @@
+"""BuilderConfig, the build driver, tactic selection and the memory planner."""

@@ -1,0 +1,133 @@
+"""The build driver: validate, optimize, assign precisions, choose tactics, plan memory -> Engine.
+
+    >>> engine = workbench.build(workbench.load_onnx("model.onnx"), BuilderConfig(precision="fp16"))
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from .. import __version__
+from ..backends import get_backend
+from ..backends.cpu.precision import storage_dtype, store
+from ..errors import CancelledError, ResourceLimitError
+from ..runtime.engine import Engine
+from .config import BuilderConfig
+from .memory import plan_memory, tensor_bytes
+from .precision import assign_precisions
+from .profiles import resolve_profiles
+
+STAGES = ("validate", "optimize", "profiles", "precisions", "tactics", "memory")
+
+
+class Progress:
+    """Reports build stages to an optional callback(stage, fraction) and honours cancellation."""
+
+    def __init__(self, callback=None, cancel=None):
+        self.callback, self.cancel = callback, cancel
+
+    def __call__(self, stage: str, fraction: float = 0.0) -> None:
+        if self.cancel is not None and self.cancel():
+            raise CancelledError(f"build cancelled during {stage!r}; nothing was kept")
+        if self.callback is not None:
+            self.callback(stage, fraction)
+
+
+def build(network, config: BuilderConfig | None = None, progress=None, cancel=None) -> Engine:
+    """Build an Engine from a Network.
+
+    progress(stage, fraction) is called as the build advances; cancel() returning True stops it
+    with a CancelledError and leaves the network untouched.
+    """
+    from ..passes.pipeline import optimize
+
+    cfg = config or BuilderConfig()
+    report = {"workbench_version": __version__, "started": time.time(), "stages": {}}
+    tick = Progress(progress, cancel)
+    backend = get_backend(cfg.resolved_device())
+
+    def stage(name, fn, *args):
+        tick(name, STAGES.index(name) / len(STAGES))
+        t0 = time.perf_counter()
+        out = fn(*args)
+        report["stages"][name] = round(time.perf_counter() - t0, 6)
+        return out
+
+    net = stage("validate", lambda: network.copy().validate())
+    net, report["passes"] = stage("optimize", optimize, net)
+    profiles = stage("profiles", resolve_profiles, net, cfg)
+    precisions = stage("precisions", assign_precisions, net, cfg)
+    log: dict = {"timings": {}, "excluded": {}, "notes": []}
+    tactics = stage("tactics", backend.select_tactics, net, precisions, cfg, log)
+    report.update(log)
+    storage = _storage_dtypes(net, precisions)
+    net.weights = _stored_weights(net, precisions)
+    memory = stage("memory", _plan_at_max, net, profiles, storage, cfg)
+    tick("done", 1.0)
+    report["build_seconds"] = round(time.time() - report.pop("started"), 3)
+    return Engine(net, backend.NAME, precisions, tactics, profiles, memory, cfg.to_dict(),
+                  backend.device_info(), report, storage_dtypes=storage)
+
+
+def _storage_dtypes(net, precisions: dict) -> dict:
+    """tensor -> dtype it is stored in: float32 activations of fp16/bf16 layers are stored low."""
+    out = {}
+    for layer in net.layers:
+        for name in layer.outputs:
+            if name and name not in net.outputs:
+                out[name] = storage_dtype(net.tensors[name].dtype, precisions[layer.name])
+    return out
+
+
+def _stored_weights(net, precisions: dict) -> dict:
+    """Weights read only by fp16/bf16 layers are stored rounded to that precision (half the bytes)."""
+    readers: dict = {}
+    for layer in net.layers:
+        for name in layer.inputs:
+            if name in net.weights:
+                readers.setdefault(name, set()).add(precisions[layer.name])
+    weights = {}
+    for name, w in net.weights.items():
+        kinds = readers.get(name, set())
+        target = storage_dtype(np.asarray(w).dtype.name, kinds.pop()) if len(kinds) == 1 else None
+        weights[name] = store(np.asarray(w), target) if target else w
+    return weights
+
+
+def _plan_at_max(net, profiles: list, storage: dict, cfg):
+    """Memory plan at the largest shapes of the largest profile, after checking tensor sizes."""
+    from ..passes.infer import infer
+
+    biggest = max(profiles, key=lambda p: sum(int(np.prod(s[2])) for s in p.values()))
+    shapes = {name: triple[2] for name, triple in biggest.items()}
+    concrete = net.copy()
+    bindings = _bindings(net, shapes)
+    for name, shape in shapes.items():
+        concrete.tensors[name].shape = tuple(shape)
+    infer(concrete)
+    _check_sizes(concrete, storage, cfg)
+    plan = plan_memory(concrete, storage, shapes)
+    plan.shapes["bindings"] = bindings
+    return plan
+
+
+def _bindings(net, shapes: dict) -> dict:
+    out = {}
+    for name, shape in shapes.items():
+        for d, v in zip(net.tensors[name].shape or (), shape):
+            if isinstance(d, str):
+                out[d] = int(v)
+    return out
+
+
+def _check_sizes(net, storage: dict, cfg) -> None:
+    from ..limits import default_tensor_limit
+
+    limit = cfg.memory_limit or default_tensor_limit()
+    for name, t in net.tensors.items():
+        n = tensor_bytes(t.shape, storage.get(name, t.dtype))
+        if n is not None and n > limit:
+            raise ResourceLimitError(f"tensor {name!r} would take {n / 2**30:.2f} GiB at shape {t.shape}, over "
+                                     f"the limit of {limit / 2**30:.2f} GiB; use smaller profile shapes or "
+                                     f"raise BuilderConfig(memory_limit=...)")

@@ -1,0 +1,1 @@
+"""Engine, ExecutionContext and the plan file format."""

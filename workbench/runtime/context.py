@@ -1,0 +1,64 @@
+"""ExecutionContext: per-caller state for running an engine; many per engine, sharing its weights.
+
+    >>> ctx = engine.create_execution_context()
+    >>> outputs = ctx.execute({"input": x})
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from ..backends import get_backend
+from ..builder.profiles import pick_profile
+from ..dtypes import np_dtype
+from ..errors import ExecutionError
+
+
+class ExecutionContext:
+    def __init__(self, engine):
+        self.engine = engine
+        self._runner = get_backend(engine.backend).make_runner(engine)
+        self._busy = threading.Lock()
+        self.last_profile = None
+
+    def execute(self, inputs: dict, on_layer=None) -> dict:
+        """Run the engine on {input name: array}; returns {output name: array}.
+
+        on_layer(layer, env) is called after each layer (used by per-layer comparison and profiling).
+        """
+        feeds = self.check_inputs(inputs)
+        if not self._busy.acquire(blocking=False):
+            raise ExecutionError("this execution context is already running in another thread; "
+                                 "create one context per thread with engine.create_execution_context()")
+        try:
+            return self._runner.run(feeds, on_layer)
+        finally:
+            self._busy.release()
+
+    def check_inputs(self, inputs) -> dict:
+        """Inputs as arrays of the engine's dtypes, after checking names, dtypes and profile shapes."""
+        if not isinstance(inputs, dict):
+            raise ExecutionError(f"execute takes a dict {{input name: array}}, got {type(inputs).__name__}")
+        specs = {s.name: s for s in self.engine.inputs}
+        missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
+        if missing or unknown:
+            raise ExecutionError(f"inputs do not match the engine: missing {missing}, unknown {unknown}; "
+                                 f"the engine takes {sorted(specs)}")
+        feeds = {name: _as_array(name, value, specs[name]) for name, value in inputs.items()}
+        self.last_profile = pick_profile(self.engine.profiles, {n: a.shape for n, a in feeds.items()})
+        return feeds
+
+
+def _as_array(name: str, value, spec) -> np.ndarray:
+    want = np_dtype(spec.dtype)
+    if isinstance(value, np.ndarray) or hasattr(value, "__array_interface__"):
+        arr = np.asarray(value)
+    elif hasattr(value, "__cuda_array_interface__"):
+        return value  # device arrays are the cuda backend's to check
+    else:
+        arr = np.asarray(value, dtype=want)
+    if arr.dtype != want:
+        raise ExecutionError(f"input {name!r} is {arr.dtype}, the engine takes {spec.dtype}: "
+                             f"pass x.astype(np.{spec.dtype}) (or rebuild from a model that declares {arr.dtype})")
+    return arr

@@ -1,0 +1,209 @@
+"""The plan file: one file holding an engine, safe to load from untrusted sources.
+
+Layout (little endian):
+    MAGIC (8 bytes) | format version (u32) | header length (u64) | header (UTF-8 JSON)
+    | padding to 64 | weights blob | SHA-256 of everything before it (32 bytes)
+
+The header holds the graph, tactics, precisions, profiles, memory plan, build config, device
+and provenance; weights are raw little-endian arrays. Nothing is pickled and nothing in a plan
+is ever executed: kernels are rebuilt from recipes by workbench's own code.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..builder.memory import MemoryPlan
+from ..dtypes import np_dtype
+from ..errors import PlanFormatError, PluginError
+from ..ir import Layer, Network, Tensor
+from .engine import Engine
+
+MAGIC = b"WBPLAN\r\n"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<8sIQ")
+_DIGEST = 32
+_ALIGN = 64
+
+
+# ---------------------------------------------------------------------------------- writing
+def serialize(engine: Engine) -> bytes:
+    net = engine.network
+    blob, entries = bytearray(), []
+    for name, w in net.weights.items():
+        arr = np.ascontiguousarray(w)
+        blob.extend(b"\0" * (-len(blob) % _ALIGN))
+        entries.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": len(blob),
+                        "nbytes": arr.nbytes})
+        blob.extend(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+    header = {
+        "workbench_version": __version__, "format_version": FORMAT_VERSION, "backend": engine.backend,
+        "device": engine.device, "config": engine.config, "report": engine.report,
+        "network": _network_to_json(net), "weights": entries,
+        "precisions": engine.precisions, "tactics": engine.tactics, "tactic_params": engine.tactic_params,
+        "storage_dtypes": engine.storage_dtypes,
+        "profiles": [{k: [list(s) for s in v] for k, v in p.items()} for p in engine.profiles],
+        "memory": engine.memory.to_dict(),
+        "plugins": sorted({l.op for l in net.layers if l.domain == "workbench.plugin"}),
+    }
+    head = json.dumps(header, default=_json_default, separators=(",", ":")).encode()
+    body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head
+    body += b"\0" * (-len(body) % _ALIGN) + bytes(blob)
+    return body + hashlib.sha256(body).digest()
+
+
+def save_plan(engine: Engine, path) -> None:
+    """Write atomically: a temporary file in the same folder, then a rename over the target."""
+    data = serialize(engine)
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise PlanFormatError(f"cannot save plan to {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return {"__ndarray__": o.dtype.name, "shape": list(o.shape),
+                "data": base64.b64encode(np.ascontiguousarray(o).tobytes()).decode()}
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (tuple, set, frozenset)):
+        return list(o)
+    raise TypeError(f"cannot store {type(o).__name__} in a plan header")
+
+
+def _network_to_json(net: Network) -> dict:
+    return {"name": net.name, "inputs": net.inputs, "outputs": net.outputs, "opset": net.opset,
+            "metadata": net.metadata,
+            "tensors": [[t.name, t.dtype, list(t.shape) if t.shape is not None else None]
+                        for t in net.tensors.values()],
+            "layers": [{"name": l.name, "op": l.op, "domain": l.domain, "inputs": l.inputs, "outputs": l.outputs,
+                        "attrs": l.attrs, "fused": l.fused} for l in net.layers]}
+
+
+# ---------------------------------------------------------------------------------- reading
+def load_plan(source) -> Engine:
+    """Read a plan file (path or bytes) into an Engine; PlanFormatError says what is wrong with it.
+
+    >>> engine = load_plan("model.plan")
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data, where = bytes(source), "plan bytes"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise PlanFormatError(f"{path}: no such plan file")
+        data, where = path.read_bytes(), str(path)
+    return deserialize(data, where)
+
+
+def deserialize(data: bytes, where: str = "plan") -> Engine:
+    header, blob = _split(data, where)
+    try:
+        net = _network_from_json(header["network"], _weights(header["weights"], blob, where))
+        _check_plugins(header.get("plugins", []), where)
+        memory = MemoryPlan(**header["memory"])
+        profiles = [{k: tuple(tuple(int(d) for d in s) for s in v) for k, v in p.items()}
+                    for p in header["profiles"]]
+        engine = Engine(net, header["backend"], dict(header["precisions"]), dict(header["tactics"]), profiles,
+                        memory, header["config"], header["device"], header["report"],
+                        dict(header.get("tactic_params", {})), dict(header.get("storage_dtypes", {})))
+        net.validate()
+    except PluginError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise PlanFormatError(f"{where}: the plan header is inconsistent ({type(e).__name__}: {e}); "
+                              f"rebuild the plan") from None
+    except Exception as e:  # noqa: BLE001 - a checksummed but wrong plan must still fail cleanly
+        if isinstance(e, PlanFormatError):
+            raise
+        raise PlanFormatError(f"{where}: the plan cannot be loaded: {e}; rebuild the plan") from None
+    return engine
+
+
+def _split(data: bytes, where: str):
+    if len(data) < _PREFIX.size + _DIGEST:
+        raise PlanFormatError(f"{where}: {len(data)} bytes is too short for a plan file (truncated?)")
+    magic, version, head_len = _PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise PlanFormatError(f"{where}: not a workbench plan file (bad magic {magic!r})")
+    if version > FORMAT_VERSION:
+        raise PlanFormatError(f"{where}: plan format version {version} is newer than this workbench reads "
+                              f"({FORMAT_VERSION}); upgrade workbench or rebuild the plan")
+    if version < 1:
+        raise PlanFormatError(f"{where}: plan format version {version} is not valid")
+    if _PREFIX.size + head_len + _DIGEST > len(data):
+        raise PlanFormatError(f"{where}: the header claims {head_len} bytes but the file has only {len(data)} "
+                              f"(truncated or corrupted)")
+    body, digest = data[:-_DIGEST], data[-_DIGEST:]
+    if hashlib.sha256(body).digest() != digest:
+        raise PlanFormatError(f"{where}: checksum mismatch: the file is corrupted or was modified; rebuild it")
+    try:
+        header = json.loads(body[_PREFIX.size:_PREFIX.size + head_len].decode("utf-8"),
+                            object_hook=_json_object)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+        raise PlanFormatError(f"{where}: the plan header is not valid JSON ({e})") from None
+    start = _PREFIX.size + head_len
+    start += -start % _ALIGN
+    return header, memoryview(body)[start:]
+
+
+def _json_object(d: dict):
+    if "__ndarray__" in d:
+        arr = np.frombuffer(base64.b64decode(d["data"]), dtype=np_dtype(d["__ndarray__"]))
+        return arr.reshape(d["shape"]).copy()
+    return d
+
+
+def _weights(entries: list, blob, where: str) -> dict:
+    weights = {}
+    for e in entries:
+        dtype = np_dtype(e["dtype"])
+        shape = tuple(int(d) for d in e["shape"])
+        count = int(np.prod(shape, dtype=np.int64))
+        offset, nbytes = int(e["offset"]), int(e["nbytes"])
+        if count < 0 or nbytes != count * dtype.itemsize or offset < 0 or offset + nbytes > len(blob):
+            raise PlanFormatError(f"{where}: weight {e['name']!r} ({e['dtype']}{list(shape)}) claims bytes "
+                                  f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section")
+        arr = np.frombuffer(blob, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
+        weights[e["name"]] = arr.astype(dtype, copy=False).reshape(shape)
+    return weights
+
+
+def _network_from_json(d: dict, weights: dict) -> Network:
+    tensors = {}
+    for name, dtype, shape in d["tensors"]:
+        np_dtype(dtype)
+        tensors[name] = Tensor(str(name), str(dtype), tuple(shape) if shape is not None else None)
+    layers = [Layer(str(l["name"]), str(l["op"]), list(l["inputs"]), list(l["outputs"]), dict(l["attrs"]),
+                    str(l["domain"]), list(l["fused"])) for l in d["layers"]]
+    return Network(str(d["name"]), list(d["inputs"]), list(d["outputs"]), layers, tensors, weights,
+                   int(d["opset"]), dict(d.get("metadata", {})))
+
+
+def _check_plugins(names: list, where: str) -> None:
+    from ..plugins import lookup
+
+    missing = [n for n in names if lookup(n) is None]
+    if missing:
+        raise PluginError(f"{where}: the plan uses plugin(s) {missing}, which are not registered in this process; "
+                          f"import the code that registers them (@workbench.plugin) before loading")
