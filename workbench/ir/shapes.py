@@ -9,7 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ShapeError, ValidationError, WorkbenchError
+from ..dtypes import np_dtype
+from ..errors import ResourceLimitError, ShapeError, ValidationError, WorkbenchError
+from ..limits import default_tensor_limit
 from .ops import Info, attributes, spec_for
 
 # Constant values up to this many elements are propagated through layers (shape arithmetic);
@@ -45,27 +47,60 @@ def _dtype_name(dtype) -> str:
     return np.dtype(dtype).name
 
 
-def infer_outputs(layer, infos: dict, evaluate: Callable | None = None) -> list:
-    """Output Infos of one layer given the Infos of everything before it."""
+def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: int | None = None) -> list:
+    """Output Infos of one layer given the Infos of everything before it.
+
+    Outputs larger than `limit` bytes are refused before anything is allocated; small constant
+    outputs are computed with `evaluate` so later shape rules see exact values.
+    """
     rule, attrs = rule_and_attrs(layer)
     ins = [infos.get(name) if name else None for name in layer.inputs]
     missing = [n for n, i in zip(layer.inputs, ins) if n and i is None]
     if missing:
         raise ValidationError(f"layer {layer.name!r} ({layer.op}) reads {missing}, which nothing produces")
-    if evaluate is not None and _all_small_constants(ins):
-        try:
-            values = evaluate(layer, [i.value if i is not None else None for i in ins])
-            return [Info(_dtype_name(v.dtype), tuple(v.shape), v) for v in values]
-        except WorkbenchError:
-            pass  # fall through: the rule gives the shapes, or the precise error
     try:
         outs = rule(*ins, **attrs)
     except WorkbenchError as e:
         raise type(e)(f"layer {layer.name!r} ({layer.op}): {e}") from None
-    except (TypeError, ValueError, IndexError, KeyError) as e:
+    except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
         raise ShapeError(f"layer {layer.name!r} ({layer.op}): cannot infer output shapes: {e}") from None
     outs = list(outs) if isinstance(outs, (list, tuple)) and not isinstance(outs, Info) else [outs]
+    _check_limit(layer, outs, limit if limit is not None else default_tensor_limit())
+    if evaluate is not None and _all_small_constants(ins) and _all_small(outs):
+        try:
+            values = evaluate(layer, [i.value if i is not None else None for i in ins])
+            return [Info(_dtype_name(v.dtype), tuple(v.shape), v) for v in values]
+        except WorkbenchError:
+            pass  # the rule's answer stands; the kernel's error will surface at run time
     return outs
+
+
+def _elements(info) -> int | None:
+    if info is None or info.shape is None or not all(isinstance(d, (int, np.integer)) for d in info.shape):
+        return None
+    return int(np.prod([int(d) for d in info.shape], dtype=object))
+
+
+def _all_small(outs) -> bool:
+    return all((n := _elements(o)) is not None and n <= PROPAGATE_LIMIT for o in outs)
+
+
+def _check_limit(layer, outs, limit: int) -> None:
+    for name, info in zip(layer.outputs, outs):
+        n = _elements(info)
+        if n is not None and n * _itemsize(info.dtype) > limit:
+            raise ResourceLimitError(
+                f"layer {layer.name!r} ({layer.op}): output {name!r} would have shape {tuple(info.shape)} "
+                f"({n * _itemsize(info.dtype) / 2**30:.1f} GiB), over the limit of {limit / 2**30:.1f} GiB; "
+                f"the model is malformed or needs smaller shapes (or raise the limit with "
+                f"workbench.limits.set_tensor_limit)")
+
+
+def _itemsize(dtype: str) -> int:
+    try:
+        return np_dtype(dtype).itemsize
+    except WorkbenchError:
+        return 1
 
 
 def _all_small_constants(ins) -> bool:
@@ -81,6 +116,9 @@ def infer_shapes(net, evaluate: Callable | None = None) -> dict:
     subgraphs be computed, so shapes derived from them are exact.
     """
     infos = initial_infos(net)
+    limit = default_tensor_limit()
+    for name in net.inputs:
+        _check_limit(_GraphInput(name), [infos[name]], limit)
     for layer in net.layers:
         outs = infer_outputs(layer, infos, evaluate)
         for name, info in zip(layer.outputs, outs):
@@ -88,6 +126,15 @@ def infer_shapes(net, evaluate: Callable | None = None) -> dict:
                 infos[name] = info
                 _record(net, name, info)
     return infos
+
+
+class _GraphInput:
+    """Stands in for a layer in messages about a graph input."""
+
+    op = "input"
+
+    def __init__(self, name):
+        self.name, self.outputs = name, [name]
 
 
 def infer_layer(net, layer, evaluate: Callable | None = None) -> None:
