@@ -121,7 +121,8 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
         net.validate()
         infer(net)
     except WorkbenchError as e:
-        raise ParseError(f"{where}: {e}") from None
+        kind = type(e) if not type(e) is WorkbenchError else ParseError
+        raise kind(f"{where}: {e}") from None
     return net
 
 
