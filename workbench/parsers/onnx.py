@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..errors import ParseError, WorkbenchError
+from ..errors import ParseError, ResourceLimitError, WorkbenchError
 from ..ir import Layer, Network, Tensor
 from ..ir.dims import fresh
 from ..ir.ops import spec_for
@@ -121,7 +121,7 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
         net.validate()
         infer(net)
     except WorkbenchError as e:
-        kind = type(e) if not type(e) is WorkbenchError else ParseError
+        kind = ResourceLimitError if isinstance(e, ResourceLimitError) else ParseError
         raise kind(f"{where}: {e}") from None
     return net
 
