@@ -4,7 +4,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import workbench as wb
-from tests.models import add_relu
+from tests.models.tiny import add_relu
 
 
 def test_loads_path_bytes_and_proto(tmp_path):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from tests.models import add_relu
+from tests.models.tiny import add_relu
 from workbench.backends.cpu.precision import round_tf32
 
 
