@@ -151,3 +151,28 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < max(rank, 1):
         raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
     return axis % rank if rank else 0
+
+
+def quotient(numerator, denominator) -> Dim:
+    """prod(numerator) / prod(denominator), cancelling equal symbolic factors first.
+
+    Used for Reshape's -1 and Flatten-like arithmetic, where "batch" appears on both sides:
+    >>> quotient(("batch", 128, 768), ("batch", 768))  # 128
+    """
+    from ..errors import ShapeError
+
+    num = [d for d in numerator if not isinstance(d, int)]
+    den = [d for d in denominator if not isinstance(d, int)]
+    for d in list(den):
+        if d in num:
+            num.remove(d)
+            den.remove(d)
+    num_int = math.prod(d for d in numerator if isinstance(d, int))
+    den_int = math.prod(d for d in denominator if isinstance(d, int))
+    if not den and not num:
+        if den_int == 0 or num_int % den_int:
+            raise ShapeError(f"{num_int} elements cannot be split into parts of {den_int}")
+        return num_int // den_int
+    if den_int and num_int % den_int == 0:
+        return floordiv(prod([num_int // den_int, *num]), prod(den))
+    return floordiv(prod([num_int, *num]), prod([den_int, *den]))
