@@ -157,15 +157,41 @@ def slice_length(d, start, end, step: int):
     if all(isinstance(v, int) for v in (d, start, end)):
         return len(range(*slice(start, end, step).indices(d)))
     if step < 0:
-        full = isinstance(start, int) and isinstance(end, int) and start >= _TO_END and end <= -_TO_END
-        return d if full and step == -1 else dims.fresh("slice")
-    begin = (start if start >= 0 else _offset(d, start)) if isinstance(start, int) else start
-    stop = ((d if end >= _TO_END else end if end >= 0 else _offset(d, end))
-            if isinstance(end, int) else end)
-    length = dims.sub(stop, begin)
-    if isinstance(length, int):
-        length = max(length, 0)
-    return dims.ceildiv(length, step)
+        return _reverse_length(d, start, end, step)
+    begin, stop = _bound(start, is_start=True), _bound(end, is_start=False)
+    if begin is None or stop == 0:
+        return 0  # starts past the end, or stops before the beginning
+    if isinstance(begin, tuple) and isinstance(stop, tuple):
+        # both counted from the end, e.g. x[-3:] or x[-3:-1]: the size does not depend on d
+        return dims.ceildiv(max(stop[0] - begin[0], 0), step)
+    if isinstance(begin, tuple):
+        return dims.fresh("slice")  # from the end to a fixed index: depends on how d compares to both
+    if isinstance(stop, tuple):  # x[1:-1] is d-2
+        length = _offset(d, stop[0] - begin) if isinstance(begin, int) else dims.sub(_offset(d, stop[0]), begin)
+    else:
+        length = dims.sub(stop, begin)
+    return dims.ceildiv(max(length, 0) if isinstance(length, int) else length, step)
+
+
+def _bound(b, is_start: bool):
+    """A forward slice bound: an index from the start, or (k,) meaning d+k (k <= 0).
+
+    None: a start past any end (empty slice); a stop before the beginning comes back as 0.
+    """
+    if not isinstance(b, int):
+        return b
+    if b >= _TO_END:
+        return None if is_start else (0,)
+    if b <= -_TO_END:
+        return 0
+    return b if b >= 0 else (b,)
+
+
+def _reverse_length(d, start, end, step: int):
+    """A negative-step slice of a symbolic dim: known only when it runs the whole dim backwards."""
+    from_last = isinstance(start, int) and (start >= _TO_END or start == -1)
+    to_first = isinstance(end, int) and end <= -_TO_END
+    return dims.ceildiv(d, -step) if from_last and to_first else dims.fresh("slice")
 
 
 @op("Tile", since=13)
@@ -201,12 +227,14 @@ def pad(data, pads_input=None, constant_value=None, axes_input=None, *, mode, pa
     out = list(data.shape)
     for i, a in enumerate(axes):
         a = dims.normalize_axis(a, rank, "Pad axis")
-        out[a] = _grow(_grow(out[a], amounts[i]), amounts[i + len(axes)])
+        out[a] = _grow(out[a], amounts[i], amounts[i + len(axes)])
     return Info(data.dtype, tuple(out))
 
 
-def _grow(d, by):
-    return _offset(d, by) if isinstance(by, int) else dims.add(d, by)
+def _grow(d, before, after):
+    if isinstance(before, int) and isinstance(after, int):
+        return _offset(d, before + after)
+    return dims.add(dims.add(d, before), after)
 
 
 @op("DepthToSpace", since=13, blocksize=None, mode="DCR")
