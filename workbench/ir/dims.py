@@ -73,14 +73,34 @@ def ceildiv(a: Dim, b: Dim) -> Dim:
         return -(-a // b)
     if b == 1:
         return a
-    return f"ceil({a}/{_wrap(b)})"
+    return f"ceil({_wrap(a)}/{_wrap(b)})"
 
 
 def prod(dims) -> Dim:
-    out: Dim = 1
+    """Product of dims; symbolic ones are kept as a flat product with one int factor last.
+
+    >>> prod(("batch", 3, "seq*4"))  # 'batch*seq*12'
+    """
+    coefficient, names = 1, []
     for d in dims:
-        out = mul(out, d)
-    return out
+        for f in factors(d):
+            if isinstance(f, int):
+                coefficient *= f
+            else:
+                names.append(f)
+    if coefficient == 0 or not names:
+        return coefficient
+    return "*".join([_wrap(n) for n in names] + ([str(coefficient)] if coefficient != 1 else []))
+
+
+def factors(d: Dim) -> list:
+    """The multiplicative factors of a dim: "b*seq*4" -> ["b", "seq", 4]; other expressions stay whole."""
+    if isinstance(d, int):
+        return [d]
+    parts = d.split("*")
+    if "**" in d or not all(p.isidentifier() or p.isdigit() for p in parts):
+        return [d]
+    return [int(p) if p.isdigit() else p for p in parts]
 
 
 def broadcast(*shapes) -> tuple:
@@ -151,3 +171,30 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < max(rank, 1):
         raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
     return axis % rank if rank else 0
+
+
+def quotient(numerator, denominator) -> Dim:
+    """prod(numerator) / prod(denominator), cancelling equal symbolic factors first.
+
+    Used for Reshape's -1, where "batch" appears on both sides:
+    >>> quotient(("batch", 128, 768), ("batch", 768))  # 128
+    """
+    from ..errors import ShapeError
+
+    num = [f for d in numerator for f in factors(d)]
+    den = [f for d in denominator for f in factors(d)]
+    for f in [f for f in den if not isinstance(f, int)]:
+        if f in num:
+            num.remove(f)
+            den.remove(f)
+    num_int = math.prod(f for f in num if isinstance(f, int))
+    den_int = math.prod(f for f in den if isinstance(f, int))
+    num_sym = [f for f in num if not isinstance(f, int)]
+    den_sym = [f for f in den if not isinstance(f, int)]
+    if not num_sym and not den_sym:
+        if den_int == 0 or num_int % den_int:
+            raise ShapeError(f"{num_int} elements cannot be split into parts of {den_int}")
+        return num_int // den_int
+    if den_int and num_int % den_int == 0:
+        num_int, den_int = num_int // den_int, 1
+    return floordiv(prod([*num_sym, num_int]), prod([*den_sym, den_int]))
