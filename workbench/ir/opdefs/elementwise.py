@@ -91,7 +91,16 @@ def _c_div(a, b):
     return dims.floordiv(a, b)
 
 
-_DIM_ARITHMETIC = {"Add": dims.add, "Sub": dims.sub, "Mul": dims.mul, "Div": _c_div}
+def _plus(a, b):
+    """a + b, writing "n-1" rather than "n+-1" (dims.evaluate does not parse unary minus)."""
+    return dims.sub(a, -b) if isinstance(b, int) and b < 0 else dims.add(a, b)
+
+
+def _minus(a, b):
+    return dims.add(a, -b) if isinstance(b, int) and b < 0 else dims.sub(a, b)
+
+
+_DIM_ARITHMETIC = {"Add": _plus, "Sub": _minus, "Mul": dims.mul, "Div": _c_div}
 
 
 def _binary_arithmetic(name: str):

@@ -6,6 +6,8 @@ set gives the reduction's identity (0 for sums, 1 for products, -inf/+inf for ma
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ....ir.dims import normalize_axis
@@ -34,10 +36,16 @@ def _log_sum_exp(x, axis, keepdims):
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
+def _mean(x, axis, keepdims):
+    """Sum over count: np.mean warns on empty sets, whose mean is NaN (0/0) here."""
+    count = math.prod(x.shape[a] for a in axis)
+    total = np.sum(x, axis=axis, keepdims=keepdims, dtype=np.float64 if x.dtype.kind in "iu" else None)
+    return total / count
+
+
 _REDUCERS = {
     "ReduceSum": np.sum,
-    "ReduceMean": lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims,
-                                                    dtype=np.float64 if x.dtype.kind in "iu" else None),
+    "ReduceMean": _mean,
     "ReduceMax": lambda x, axis, keepdims: np.max(x, axis=axis, keepdims=keepdims, initial=_lowest(x.dtype)),
     "ReduceMin": lambda x, axis, keepdims: np.min(x, axis=axis, keepdims=keepdims, initial=_highest(x.dtype)),
     "ReduceProd": np.prod,
@@ -54,9 +62,9 @@ def _reduction(reducer):
     """Kernel of a Reduce op; axes come from the input (new opsets) or the attribute (old ones)."""
 
     def run(data, axes_input=None, *, keepdims=1, axes=None, noop_with_empty_axes=0):
+        # no axes with noop_with_empty_axes: folded == (), and the elementwise part still applies
+        # (ReduceSumSquare squares, ReduceL1 takes absolute values), as ONNX says
         folded = reduced_axes(data.ndim, axes_input, axes, noop_with_empty_axes)
-        if not folded:
-            return data.copy()
         (x,) = widen(data)
         with np.errstate(all="ignore"):
             out = reducer(x, axis=folded, keepdims=bool(keepdims))
