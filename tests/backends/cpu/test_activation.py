@@ -35,6 +35,12 @@ def test_bfloat16_activation_is_float32_rounded_once(op, attrs):
     np.testing.assert_array_equal(got, want.astype(ml_dtypes.bfloat16))
 
 
+@pytest.mark.parametrize("op,attrs", CASES, ids=[f"{o}{a or ''}" for o, a in CASES])
+def test_scalar_input_gives_an_array(op, attrs):
+    (out,) = ours(op, [np.array(-0.5, dtype=np.float32)], attrs)
+    assert isinstance(out, np.ndarray) and out.shape == ()
+
+
 @pytest.mark.parametrize("dtype", ["int8", "int32", "int64"])
 def test_relu_of_integers(dtype):
     check("Relu", [rand(5, 5, dtype=dtype, low=-50, high=50)])

@@ -46,9 +46,19 @@ def test_erf_is_double_precise_over_all_ranges():
     np.testing.assert_allclose(erf(x), want, rtol=1e-14, atol=1e-16)
 
 
-def test_erf_special_values():
-    out = erf(np.array([np.inf, -np.inf, np.nan], dtype=np.float32))
-    assert out[0] == 1 and out[1] == -1 and np.isnan(out[2]) and out.dtype == np.float32
+def test_erf_is_single_precise_for_float32():
+    x = np.linspace(-6, 6, 20001).astype(np.float32)
+    want = np.array([math.erf(v) for v in x.astype(np.float64)])
+    got = erf(x)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=5e-7, atol=2e-7)
+    assert np.abs(got).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_erf_special_values(dtype):
+    out = erf(np.array([np.inf, -np.inf, np.nan, 0.0], dtype=dtype))
+    assert out[0] == 1 and out[1] == -1 and np.isnan(out[2]) and out[3] == 0 and out.dtype == dtype
 
 
 def test_out_of_domain_gives_nan_without_warnings():
@@ -91,6 +101,14 @@ def test_pow_mixed_dtypes(x_dtype, y_dtype):
     x = rand(3, 4, dtype=x_dtype, low=1, high=4)
     y = rand(3, 4, dtype=y_dtype, low=0, high=3)
     check("Pow", [x, y], rtol=2e-3 if "float16" in (x_dtype, y_dtype) else 1e-5)
+
+
+@pytest.mark.parametrize("exponent", [np.array(3.0, np.float32), np.array([2.0], np.float32),
+                                      np.array(3, np.int64), np.array([[[3.0]]], np.float32),
+                                      np.array(2.5, np.float32)], ids=repr)
+def test_pow_by_scalar_exponents(exponent):
+    x = np.concatenate([rand(20, low=-3, high=3), [np.inf, -np.inf, np.nan, -0.0]]).astype(np.float32)
+    check("Pow", [x.reshape(4, 6), exponent])
 
 
 def test_pow_negative_integer_exponent_truncates():
@@ -192,3 +210,11 @@ def test_cast_rejects_strings_and_unknown_codes():
         ours("Cast", [rand(2)], {"to": 8})
     with pytest.raises(ShapeError, match="not an ONNX tensor data type"):
         ours("Cast", [rand(2)], {"to": 99})
+
+
+@pytest.mark.parametrize("op", sorted(DOMAINS) + ["Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean"])
+def test_scalar_inputs_give_arrays(op):
+    """ufuncs turn 0-d arrays into numpy scalars; kernels must still return arrays."""
+    x = np.array(0.5, dtype=np.float32)
+    (out,) = ours(op, [x] if op in DOMAINS else [x, x])
+    assert isinstance(out, np.ndarray) and out.shape == ()

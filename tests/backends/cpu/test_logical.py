@@ -95,3 +95,13 @@ def test_bit_shift_needs_a_direction():
 
     with pytest.raises(WorkbenchError, match="direction"):
         ours("BitShift", [np.array([1], np.uint8), np.array([1], np.uint8)], {"direction": "UP"})
+
+
+@pytest.mark.parametrize("op,inputs,attrs", [
+    ("IsInf", [np.array(1.0)], {}), ("IsNaN", [np.array(1.0)], {}), ("Not", [np.array(True)], {}),
+    ("And", [np.array(True)] * 2, {}), ("Less", [np.array(1.0)] * 2, {}),
+    ("BitShift", [np.array(3, np.uint8)] * 2, {"direction": "LEFT"}), ("BitwiseNot", [np.array(3, np.uint8)], {}),
+])
+def test_scalar_inputs_give_arrays(op, inputs, attrs):
+    (out,) = ours(op, inputs, attrs)
+    assert isinstance(out, np.ndarray) and out.shape == ()

@@ -58,7 +58,8 @@ def test_reduction_dtypes(op, dtype):
     check(op, [_data(op, dtype), _axes([1])], rtol=3e-3 if dtype == "float16" else 1e-7, atol=1e-2)
 
 
-@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceSumSquare"])
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                                "ReduceSumSquare"])
 @pytest.mark.parametrize("dtype", ["int32", "int64"])
 def test_integer_reductions(op, dtype):
     if op == "ReduceSumSquare" and dtype == "int32":

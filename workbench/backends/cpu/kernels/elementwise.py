@@ -22,12 +22,6 @@ NARROW_FLOATS = frozenset({
 SATURATING_FLOAT8 = frozenset({"float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz"})
 
 
-def is_float(dtype) -> bool:
-    """True for numpy floats and the ml_dtypes floats (whose numpy kind is 'V')."""
-    dtype = np.dtype(dtype)
-    return dtype.kind == "f" or dtype.name in NARROW_FLOATS
-
-
 def widen(*xs):
     """The arrays with narrow floats upcast to float32 (None passes through)."""
     return [x.astype(np.float32) if x is not None and x.dtype.name in NARROW_FLOATS else x for x in xs]
@@ -52,7 +46,7 @@ def in_wide_float(fn):
 
 # ---- unary math ------------------------------------------------------------------------------
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Math. Comp. 23 (1969),
-# coefficients as published in Netlib SPECFUN CALERF, highest power first (for np.polyval).
+# coefficients as published in Netlib SPECFUN CALERF, highest power first.
 _ERF_NUM = [1.85777706184603153e-1, 3.16112374387056560e00, 1.13864154151050156e02,
             3.77485237685302021e02, 3.20937758913846947e03]
 _ERF_DEN = [1.0, 2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
@@ -70,15 +64,44 @@ _ERFC_TAIL_DEN = [1.0, 2.56852019228982242e00, 1.87295284992346047e00, 5.2790510
 _ONE_OVER_SQRT_PI = 0.56418958354775628695
 
 
+def _horner(coefficients, t):
+    """The polynomial (highest power first) at t, computed in t's dtype.
+
+    Not np.polyval: its float64 coefficients would promote float32 inputs (5x slower).
+    """
+    out = np.full_like(t, coefficients[0])
+    for c in coefficients[1:]:
+        out *= t
+        out += c
+    return out
+
+
 def _rational(num, den, t):
-    return np.polyval(num, t) / np.polyval(den, t)
+    return _horner(num, t) / _horner(den, t)
+
+
+# Eigen's single-precision rational approximation (also XLA's and TVM's): erf(x) = x P(x^2) / Q(x^2)
+# on [-4, 4], within a few ulps of float32; branch-free, so 10x faster than masking regions.
+_ERF32_NUM = [-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+              -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02]
+_ERF32_DEN = [-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+              -1.42647390514189e-02]
 
 
 def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, elementwise, to about 1e-15 (float64) or 1 ulp of float32.
+    """The error function, elementwise: to about 1e-15 for float64, a few ulps for float32.
 
     >>> erf(np.array([0.5]))  # array([0.52049988])
     """
+    if x.dtype == np.float64:
+        return _erf_double(x)
+    clamped = np.clip(x, -4.0, 4.0)  # beyond, erf is +-1 in single precision; NaN stays NaN
+    out = clamped * _rational(_ERF32_NUM, _ERF32_DEN, clamped * clamped)
+    return np.clip(out, -1.0, 1.0)
+
+
+def _erf_double(x: np.ndarray) -> np.ndarray:
+    """Cody's three regions: a rational function for erf near 0, two for erfc beyond."""
     y = np.abs(x)
     out = np.empty_like(x)
     small, mid = y <= 0.46875, (y > 0.46875) & (y <= 4.0)
@@ -135,12 +158,18 @@ def _integer_power(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(negative, fractional, exact)
 
 
+# Float powers by a scalar exponent that are products: np.power calls powf per element (100x slower).
+_POWER_BY_PRODUCTS = {2: np.square, 3: lambda x: x * x * x}
+
+
 @kernel("Pow")
 @in_wide_float
 def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """x ** y in x's dtype; y may be of another numeric dtype."""
     if x.dtype.kind in "iu" and y.dtype.kind in "iu":
         return _integer_power(x, y)
+    if y.size == 1 and y.ndim <= x.ndim and float(y.reshape(-1)[0]) in _POWER_BY_PRODUCTS:
+        return _POWER_BY_PRODUCTS[float(y.reshape(-1)[0])](x)
     return np.power(x, y)
 
 
@@ -171,7 +200,7 @@ for _name, _fn in {"Max": np.maximum, "Min": np.minimum, "Sum": np.add}.items():
 def mean(*xs: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         total = functools.reduce(np.add, widen(*xs))
-        return (total / total.dtype.type(len(xs))).astype(xs[0].dtype)
+        return np.asarray(total / total.dtype.type(len(xs))).astype(xs[0].dtype)
 
 
 # ---- Cast ------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ def is_nan(x: np.ndarray) -> np.ndarray:
 def is_inf(x: np.ndarray, *, detect_negative=1, detect_positive=1) -> np.ndarray:
     (x,) = widen(x)
     positive = np.isposinf(x) if detect_positive else np.zeros(x.shape, dtype=bool)
-    return (positive | np.isneginf(x)) if detect_negative else positive
+    return np.asarray((positive | np.isneginf(x)) if detect_negative else positive)
 
 
 @kernel("BitShift")
@@ -57,7 +57,7 @@ def bit_shift(x: np.ndarray, y: np.ndarray, *, direction=None) -> np.ndarray:
     if direction not in ("LEFT", "RIGHT"):
         raise UnsupportedError(f"BitShift: direction must be 'LEFT' or 'RIGHT', got {direction!r}")
     shift = np.left_shift if direction == "LEFT" else np.right_shift
-    return shift(x, y).astype(x.dtype, copy=False)
+    return np.asarray(shift(x, y)).astype(x.dtype, copy=False)
 
 
 @kernel("Where")
