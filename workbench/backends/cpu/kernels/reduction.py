@@ -104,7 +104,8 @@ def cum_sum(x: np.ndarray, axis: np.ndarray, *, exclusive=0, reverse=0) -> np.nd
         w = np.flip(w, a)
     out = np.cumsum(w, axis=a)
     if exclusive:  # shift by one along the axis, starting from 0
-        out = np.concatenate([np.zeros_like(np.take(out, [0], axis=a)), np.take(out, range(out.shape[a] - 1), axis=a)], axis=a)
+        head = np.zeros_like(np.take(out, [0], axis=a))
+        out = np.concatenate([head, np.take(out, range(out.shape[a] - 1), axis=a)], axis=a)
     if reverse:
         out = np.flip(out, a)
     return out.astype(x.dtype)
