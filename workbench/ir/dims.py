@@ -39,6 +39,8 @@ def add(a: Dim, b: Dim) -> Dim:
         return a
     if a == 0:
         return b
+    if isinstance(b, int) and b < 0:
+        return sub(a, -b)
     return f"{_wrap(a)}+{_wrap(b)}"
 
 
@@ -47,6 +49,8 @@ def sub(a: Dim, b: Dim) -> Dim:
         return a - b
     if b == 0:
         return a
+    if isinstance(b, int) and b < 0:
+        return add(a, -b)
     return f"{_wrap(a)}-{_wrap(b)}"
 
 
@@ -158,6 +162,9 @@ def _eval_node(node, bindings):
         return node.value
     if isinstance(node, ast.Name):
         return int(bindings[node.id])
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _eval_node(node.operand, bindings)
+        return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         return _BINOPS[type(node.op)](_eval_node(node.left, bindings), _eval_node(node.right, bindings))
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ceil" and len(node.args) == 1:
