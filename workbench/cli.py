@@ -68,6 +68,8 @@ def build_command(args) -> int:
                         profiles=[profiles] if profiles else [], max_batch=args.max_batch,
                         timing_cache=args.timing_cache, builder_optimization_level=args.opt_level)
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".plan")
+    if not output.absolute().parent.is_dir():  # say so now, not after a long build
+        raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
     net = wb.load_onnx(args.model)
     with _BuildProgress(enabled=not args.quiet) as progress:
         try:
