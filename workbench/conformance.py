@@ -322,7 +322,8 @@ def compare(got, want, rtol: float, atol: float, values: bool = True) -> str | N
     if not bad.any():
         return None
     i = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
-    return f"{int(bad.sum())} of {bad.size} values differ (first at {tuple(map(int, i))}: {got[i]!r}, expected {want[i]!r})"
+    return (f"{int(bad.sum())} of {bad.size} values differ "
+            f"(first at {tuple(map(int, i))}: {got[i]!r}, expected {want[i]!r})")
 
 
 def _compare_float(got, want, rtol: float, atol: float) -> str | None:

@@ -108,7 +108,7 @@ def test_max_batch_cannot_cover_other_dynamic_dims():
         resolve_profiles(_net(("batch", "seq")), BuilderConfig(max_batch=4))
 
 
-def test_build_records_the_config(tmp_path):
+def test_build_records_the_config():
     engine = wb.build(_net(), BuilderConfig(device="cpu", max_batch=2, workspace="64MiB"))
     assert engine.config["workspace"] == 64 << 20 and engine.config["max_batch"] == 2
     out = engine.create_execution_context().execute({"x": -np.ones((2, 4), np.float32)})

@@ -52,7 +52,7 @@ def assert_no_live_overlap(offsets: dict, spans: dict) -> None:
             (oa, sa), (ob, sb) = offsets[a], offsets[b]
             (fa, la), (fb, lb) = spans[a], spans[b]
             if fa <= lb and fb <= la:
-                assert oa + sa <= ob or ob + sb <= oa, f"{a} {offsets[a]} {spans[a]} overlaps {b} {offsets[b]} {spans[b]}"
+                assert oa + sa <= ob or ob + sb <= oa, (a, offsets[a], spans[a], b, offsets[b], spans[b])
 
 
 def test_a_chain_reuses_two_buffers():
