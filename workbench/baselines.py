@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import ConfigError, UnsupportedError, WorkbenchError
 from .runtime.engine import TensorSpec
-from .tools.runners import Runner
+from .tools.runners import Runner, is_torch_object
 
 __all__ = ["OnnxRuntime", "Torch", "Reference", "default_baseline"]
 
@@ -184,8 +184,8 @@ class Torch(Runner):
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"Torch baseline: device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         self.device, self.gpu_lib = device, ("torch" if device == "cuda" else None)
-        self.fn, names, specs = _torch_callable(torch, module, device)
-        self.module = module
+        self.module, names, specs = _torch_callable(torch, module, device)
+        self.fn = self.module
         self.input_names = list(input_names or names)
         self._specs = specs if specs and not input_names else _specs_from(self.input_names, example_inputs)
         self._opt = {s.name: (1, *s.shape[1:]) for s in self._specs if s.shape}
@@ -224,14 +224,12 @@ class Torch(Runner):
         return dict(zip(names, outs))
 
     def memory_info(self) -> dict:
-        params = getattr(self.module, "state_dict", None)
-        tensors = params().values() if params else []
-        weights = sum(t.numel() * t.element_size() for t in tensors)
+        weights = sum(t.numel() * t.element_size() for t in self.module.state_dict().values())
         return {"weights_bytes": int(weights), "source": "module parameters and buffers"}
 
 
 def _torch_callable(torch, module, device: str):
-    """(callable, input names, specs or None) for a Module or an ExportedProgram."""
+    """(nn.Module on `device`, input names, specs or None) for a Module or an ExportedProgram."""
     if isinstance(module, torch.export.ExportedProgram):
         specs = []
         for node in module.graph.nodes:
@@ -280,14 +278,10 @@ def default_baseline(model_or_module) -> Runner:
 
     >>> default_baseline("model.onnx")   # OnnxRuntime
     """
-    if type(model_or_module).__module__.startswith("torch") or _is_module(model_or_module):
+    if is_torch_object(model_or_module):
         return Torch(model_or_module)
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return Reference(model_or_module)
     return OnnxRuntime(model_or_module)
-
-
-def _is_module(obj) -> bool:
-    return any(c.__module__.startswith("torch.") for c in type(obj).__mro__)

@@ -105,3 +105,23 @@ def test_engine_runner_memory_info(model):
     assert info["weights_bytes"] == 2 * 64 * 4
     assert info["peak_bytes"] == info["weights_bytes"] + info["activations_bytes"] + info["io_bytes"] + \
         info["workspace_bytes"]
+
+
+def test_torch_exported_program_knows_its_inputs():
+    torch = pytest.importorskip("torch")
+    module = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU())
+    program = torch.export.export(module, (torch.randn(2, 8),), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    runner = Torch(program, device="cpu", output_names=["y"])
+    feeds = make_inputs(runner, batch=3)
+    assert feeds[runner.input_specs()[0].name].shape == (3, 8)
+    assert runner.infer(feeds)["y"].shape == (3, 4)
+    assert runner.memory_info()["weights_bytes"] == (8 * 4 + 4) * 4
+
+
+def test_public_api_is_lazy():
+    from workbench.tools.bench import bench
+    from workbench.tools.compare import compare
+    from workbench.tools.sweep import sweep
+
+    assert (wb.bench, wb.compare, wb.sweep) == (bench, compare, sweep)
+    assert wb.baselines.OnnxRuntime is OnnxRuntime

@@ -278,7 +278,9 @@ def bench(runner, batch: int | None = None, warmup_ms: float = 200, duration_s: 
     samples, wall = _run_streams(runners, feeds, transfers, duration_s, iterations)
     used = meter.stop() if meter is not None else None
     peak = device.peak_memory(runner.gpu_lib)
-    pick = lambda attr: [getattr(s, attr) for s in samples]  # noqa: E731
+    def pick(attr):
+        return [getattr(s, attr) for s in samples]
+
     compute = [None if c is None else c / 1e3 for c in pick("compute_ms")]
     result = BenchResult(runner.name, runner.device, batch, streams, len(samples), wall, stats_ms(pick("latency")),
                          stats_ms(pick("enqueue")), stats_ms(compute), stats_ms(pick("h2d")), stats_ms(pick("d2h")),

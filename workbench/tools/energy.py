@@ -96,6 +96,6 @@ def meter_for(device: str, index: int = 0):
 
             pynvml.nvmlInit()
             return NvmlEnergy(pynvml, index)
-        return RaplEnergy()
+        return RaplEnergy(RAPL)
     except Exception:  # noqa: BLE001 - no library, no driver, no permission: all mean "not measured"
         return None

@@ -124,7 +124,7 @@ class EngineInspection(Result):
         return {"Layers": layers, "Bindings": bindings, "Summary": self.summary}
 
     def profile(self, iterations: int = 10, inputs: dict | None = None, warmup: int = 2) -> "EngineInspection":
-        """A copy with time_ms (median over `iterations` runs) and share of the layers' total per layer."""
+        """A copy with time_ms (see profile_layers) and share of the layers' total per layer."""
         times, total = profile_layers(self.engine, iterations, inputs, warmup)
         layer_total = sum(times.values())
         rows = [{**r, "time_ms": times[r["name"]], "share": times[r["name"]] / layer_total if layer_total else None}
@@ -141,32 +141,38 @@ class EngineInspection(Result):
 
 
 def profile_layers(engine, iterations: int = 10, inputs: dict | None = None, warmup: int = 2) -> tuple:
-    """({layer: median ms}, median total ms) from timestamps taken after every layer (synchronized on a
-    GPU). Medians, so one preempted iteration on a busy machine does not skew the table."""
+    """({layer: ms}, total ms) from timestamps taken after every layer (synchronized on a GPU).
+
+    Means over the faster half of the iterations (by total time): a run preempted on a busy machine
+    is dropped whole, so the layer times still add up to the total.
+    """
     runner = EngineRunner(engine)
     feeds = runner.to_device(runner.check_feeds(inputs) if inputs is not None else make_inputs(runner))
+    names = [layer.name for layer in engine.network.layers]
+    runs = [_timed_run(runner, feeds, names) for _ in range(warmup + iterations)][warmup:]
+    totals = np.array([total for total, _ in runs])
+    quiet = [layers for total, layers in runs if total <= np.median(totals)]
+    per_layer = np.mean(quiet, axis=0)
+    return dict(zip(names, per_layer.tolist())), float(totals[totals <= np.median(totals)].mean())
+
+
+def _timed_run(runner, feeds: dict, names: list) -> tuple:
+    """(total ms, [ms per layer in `names` order]) of one run."""
     lib = runner.gpu_lib
-    per_layer = {layer.name: [] for layer in engine.network.layers}
-    totals = []
-    for i in range(warmup + iterations):
-        stamps = []
+    stamps = {}
 
-        def stamp(layer, env):
-            device.synchronize(lib)
-            stamps.append((layer.name, time.perf_counter()))
-
-        t0 = time.perf_counter()
-        runner.run_with_layers(feeds, stamp)
+    def stamp(layer, env):
         device.synchronize(lib)
-        t1 = time.perf_counter()
-        if i < warmup:
-            continue
-        previous = t0
-        for name, t in stamps:
-            per_layer[name].append((t - previous) * 1e3)
-            previous = t
-        totals.append((t1 - t0) * 1e3)
-    return {name: float(np.median(ms)) if ms else 0.0 for name, ms in per_layer.items()}, float(np.median(totals))
+        stamps[layer.name] = time.perf_counter()
+
+    t0 = time.perf_counter()
+    runner.run_with_layers(feeds, stamp)
+    device.synchronize(lib)
+    total = (time.perf_counter() - t0) * 1e3
+    ends = [stamps.get(name) for name in names]
+    starts = [t0] + ends[:-1]
+    return total, [(end - start) * 1e3 if end is not None and start is not None else 0.0
+                   for start, end in zip(starts, ends)]
 
 
 def inspect_engine(engine, profile: bool = False, iterations: int = 10, inputs: dict | None = None) -> EngineInspection:

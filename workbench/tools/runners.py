@@ -198,9 +198,15 @@ def is_plan_file(path) -> bool:
         return False
 
 
-def _is_torch(obj) -> bool:
-    return type(obj).__module__.startswith("torch") or any(
-        c.__module__.startswith("torch") for c in type(obj).__mro__)
+def is_torch_object(obj) -> bool:
+    """True for torch modules and exported programs (without importing torch)."""
+    return any(c.__module__.split(".")[0] == "torch" for c in type(obj).__mro__)
+
+
+def _is_plan_bytes(obj) -> bool:
+    from ..runtime.plan import MAGIC
+
+    return isinstance(obj, (bytes, bytearray)) and bytes(obj[:len(MAGIC)]) == MAGIC
 
 
 def as_runner(obj, role: str = "runner") -> Runner:
@@ -212,11 +218,9 @@ def as_runner(obj, role: str = "runner") -> Runner:
 
     if isinstance(obj, Runner):
         return obj
-    if isinstance(obj, Engine) or isinstance(obj, (bytes, bytearray)) and bytes(obj[:8]) == _plan_magic():
+    if isinstance(obj, Engine) or _is_plan_bytes(obj) or isinstance(obj, (str, os.PathLike)) and is_plan_file(obj):
         return EngineRunner(obj)
-    if isinstance(obj, (str, os.PathLike)) and is_plan_file(obj):
-        return EngineRunner(obj)
-    is_model = _is_torch(obj) or type(obj).__name__ == "ModelProto" or isinstance(obj, (bytes, bytearray)) or (
+    is_model = is_torch_object(obj) or type(obj).__name__ == "ModelProto" or isinstance(obj, (bytes, bytearray)) or (
         isinstance(obj, (str, os.PathLike)) and Path(obj).is_file())
     if role == "baseline" and is_model:
         from ..baselines import default_baseline
@@ -230,12 +234,6 @@ def as_runner(obj, role: str = "runner") -> Runner:
         raise WorkbenchError(f"{obj}: no such file; give an Engine, a plan file or a Runner")
     raise WorkbenchError(f"cannot run a {type(obj).__name__}; give an Engine, a plan file path, "
                          f"or a runner such as wb.baselines.OnnxRuntime(model)")
-
-
-def _plan_magic() -> bytes:
-    from ..runtime.plan import MAGIC
-
-    return MAGIC
 
 
 def _short(obj) -> str:
