@@ -19,8 +19,9 @@ def add_relu_model(width: int = 64, depth: int = 2, seed: int = 0, output: str =
         nodes.append(helper.make_node("Add", [prev, f"w{i}"], [f"a{i}"], name=f"add{i}"))
         prev = output if last else f"r{i}"
         nodes.append(helper.make_node("Relu", [f"a{i}"], [prev], name=f"relu{i}"))
-    graph = helper.make_graph(nodes, "add_relu", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])],
-                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, width])], weights)
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, width])
+    y = helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, width])
+    graph = helper.make_graph(nodes, "add_relu", [x], [y], weights)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 

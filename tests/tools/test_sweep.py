@@ -35,7 +35,7 @@ def test_serial_sweep_rows_and_pareto(model):
                    bench_options=BENCH)
     frame = result.to_dataframe()
     assert len(frame) == 2 + 4  # one baseline row per batch, one row per point
-    assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    assert (frame["status"] == "ok").all(), frame["message"].tolist()
     points = frame[frame["runner"] == "workbench-cpu"]
     assert set(zip(points["batch"], points["precision"])) == {(1, "fp32"), (1, "fp16"), (4, "fp32"), (4, "fp16")}
     assert (points.loc[points["precision"] == "fp32", "max_abs"] == 0).all()
@@ -50,7 +50,7 @@ def test_a_rejected_value_is_an_error_row(model):
     frame = result.to_dataframe()
     bad = result.errors
     assert len(frame) == 2 and len(bad) == 1
-    assert bad["precision"].iloc[0] == "fp64" and "ConfigError" in bad["error"].iloc[0]
+    assert bad["precision"].iloc[0] == "fp64" and "ConfigError" in bad["message"].iloc[0]
     assert not bad["pareto"].iloc[0]
     assert frame.loc[frame["status"] == "ok", "throughput"].iloc[0] > 0
 
@@ -92,7 +92,7 @@ def test_a_dead_worker_is_an_error_row(model):
             return f
 
     result = sweep(model, {"batch": [1]}, baseline=False, executor=Broken(), config={"device": "cpu"})
-    assert "worker lost" in result.errors["error"].iloc[0]
+    assert "worker lost" in result.errors["message"].iloc[0]
 
 
 def test_pareto_front():

@@ -1,5 +1,4 @@
 """The tools on the shipped digits CNN (skipped where workbench.zoo or its ops are not in this checkout)."""
-import numpy as np
 import pytest
 
 import workbench as wb
@@ -84,5 +83,5 @@ def test_sweep_on_dask(digits, engine):
                        executor=client.get_executor(), config={"device": "cpu"},
                        bench_options={**FAST, "duration_s": 0.05})
     frame = result.to_dataframe()
-    assert (frame["status"] == "ok").all(), frame["error"].tolist()
+    assert (frame["status"] == "ok").all(), frame["message"].tolist()
     assert frame["accuracy"].notna().all() and frame["pareto"].any()

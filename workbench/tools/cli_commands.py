@@ -228,7 +228,7 @@ def run_sweep(args) -> int:
     if args.csv:
         frame.to_csv(args.csv, index=False)
     columns = [c for c in ("runner", *grid, "status", "throughput", "latency_mean_ms", "max_abs", "accuracy",
-                           "memory_bytes", "pareto", "error") if c in frame]
+                           "memory_bytes", "pareto", "message") if c in frame]
     _emit(args, result, frame[columns].to_string(index=False))
     return 0 if (frame["status"] == "ok").all() else 1
 

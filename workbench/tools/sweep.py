@@ -7,7 +7,8 @@
 
 The baseline runs here, once per batch size: its outputs on fixed inputs (or on `data`) travel to the
 workers with the model (a path, else its bytes) and a plain dict of options, so every task pickles.
-A point that fails (the builder rejects a value, a worker dies) becomes a row with its error.
+A point that fails (the builder rejects a value, a worker dies) becomes a row with status "error" and
+the error in "message"; the sweep goes on.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..errors import ConfigError, WorkbenchError
 from .results import Result, pandas
 from .runners import Runner, as_runner
 
-# Objectives of the Pareto flag, all minimized; an objective missing in any row is left out.
+# Objectives of the Pareto flag, all minimized; one unknown for some successful row is left out.
 OBJECTIVES = ("latency_mean_ms", "error", "memory_bytes", "energy_j_per_inference")
 DEFAULT_BENCH = {"warmup_ms": 50, "duration_s": 0.5, "iterations": 10}
 
@@ -34,6 +35,11 @@ def grid_keys() -> set:
     return {"batch"} | {f.name for f in fields(BuilderConfig)} - {"calibrator", "profiles"}
 
 
+def _values(grid: dict) -> dict:
+    """{option: [values]}: a single value stands for a list of one."""
+    return {k: list(v) if isinstance(v, (list, tuple, range)) else [v] for k, v in grid.items()}
+
+
 def grid_points(grid: dict) -> list:
     """Every combination of the grid's values, as dicts, in the grid's order."""
     if not isinstance(grid, dict) or not grid:
@@ -41,7 +47,7 @@ def grid_points(grid: dict) -> list:
     unknown = sorted(set(grid) - grid_keys())
     if unknown:
         raise ConfigError(f"sweep: grid options {unknown} are unknown; use {sorted(grid_keys())}")
-    values = {k: list(v) if isinstance(v, (list, tuple, range)) else [v] for k, v in grid.items()}
+    values = _values(grid)
     empty = [k for k, v in values.items() if not v]
     if empty:
         raise ConfigError(f"sweep: grid options {empty} have no values")
@@ -89,7 +95,7 @@ def run_point(task: SweepTask) -> dict:
     from ..parsers.onnx import load_onnx
 
     point = dict(task.point)
-    row = {**point, "runner": "workbench", "status": "ok", "error": None}
+    row = {**point, "runner": "workbench", "status": "ok", "message": None}
     try:
         batch = point.pop("batch", None)
         options = {**task.config, **point, **({"max_batch": batch} if batch is not None else {})}
@@ -101,7 +107,7 @@ def run_point(task: SweepTask) -> dict:
         if task.reference:
             row.update(compare_columns(_compare(engine, task)))
     except Exception as e:  # noqa: BLE001 - a failed point is a row, never a lost sweep
-        row.update(status="error", error=f"{type(e).__name__}: {e}")
+        row.update(status="error", message=f"{type(e).__name__}: {e}")
     return row
 
 
@@ -179,19 +185,17 @@ class SweepResult(Result):
 
 
 def _add_pareto(frame) -> list:
-    """Set frame["error"-objective] and frame["pareto"]; returns the objectives used."""
+    """Add the "error" objective (1 - accuracy with labels, else max abs error) and the "pareto" flag to
+    `frame`; returns the objectives used (those known for every successful row)."""
     if "accuracy" in frame:
-        frame["objective_error"] = 1 - frame["accuracy"]
-    else:
-        frame["objective_error"] = frame.get("max_abs")
+        frame["error"] = 1 - frame["accuracy"]
+    elif "max_abs" in frame:
+        frame["error"] = frame["max_abs"]
     ok = frame["status"] == "ok"
-    columns = {"error": "objective_error"}
-    used = [o for o in OBJECTIVES
-            if columns.get(o, o) in frame and ok.any() and frame.loc[ok, columns.get(o, o)].notna().all()]
+    used = [o for o in OBJECTIVES if o in frame and ok.any() and frame.loc[ok, o].notna().all()]
     frame["pareto"] = False
-    if used and ok.any():
-        values = frame.loc[ok, [columns.get(o, o) for o in used]].to_numpy(dtype=np.float64)
-        frame.loc[ok, "pareto"] = pareto_front(values)
+    if used:
+        frame.loc[ok, "pareto"] = pareto_front(frame.loc[ok, used].to_numpy(dtype=np.float64))
     return used
 
 
@@ -223,7 +227,7 @@ def _references(baseline, batch, data, seed: int) -> list:
 def _baseline_row(baseline, batch, refs: list, bench_options: dict) -> dict:
     from .metrics import accuracy
 
-    row = {"batch": batch, "runner": baseline.name, "status": "ok", "error": None}
+    row = {"batch": batch, "runner": baseline.name, "status": "ok", "message": None}
     try:
         row.update(bench_columns(_bench(baseline, batch, {**bench_options, "inputs": refs[0][0]})))
         row.update(passed=True, max_abs=0.0, mean_abs=0.0, cosine=1.0, snr_db=float("inf"))
@@ -234,7 +238,7 @@ def _baseline_row(baseline, batch, refs: list, bench_options: dict) -> dict:
                                        np.concatenate([y for _, y in labeled]))
             row["accuracy_delta"] = 0.0
     except Exception as e:  # noqa: BLE001
-        row.update(status="error", error=f"{type(e).__name__}: {e}")
+        row.update(status="error", message=f"{type(e).__name__}: {e}")
     return row
 
 
@@ -244,7 +248,8 @@ def _collect(futures: list, tasks: list) -> list:
         try:
             rows.append(future.result())
         except Exception as e:  # noqa: BLE001 - the worker itself failed (died, could not unpickle)
-            rows.append({**task.point, "runner": "workbench", "status": "error", "error": f"{type(e).__name__}: {e}"})
+            rows.append({**task.point, "runner": "workbench", "status": "error",
+                         "message": f"{type(e).__name__}: {e}"})
     return rows
 
 
@@ -280,5 +285,4 @@ def sweep(model, grid: dict, baseline=None, executor=None, data=None, *, config:
         rows += _collect([executor.submit(run_point, t) for t in tasks], tasks)
     frame = pandas().DataFrame(rows)
     objectives = _add_pareto(frame)
-    return SweepResult(frame, {k: list(v) if isinstance(v, (list, tuple, range)) else [v] for k, v in grid.items()},
-                       objectives)
+    return SweepResult(frame, _values(grid), objectives)
