@@ -268,7 +268,7 @@ def bench(runner, batch: int | None = None, warmup_ms: float = 200, duration_s: 
     runner = as_runner(runner)
     feeds = runner.check_feeds(inputs) if inputs is not None else make_inputs(runner, batch, seed)
     batch = batch_of(feeds)
-    graph = runner.enable_cuda_graph() if cuda_graph else False
+    graph = runner.set_cuda_graph(cuda_graph)
     runners = [runner] + [runner.fork() for _ in range(streams - 1)]
     _warm(runners, feeds, warmup_ms)
     meter = energy.meter_for(runner.device)

@@ -1,7 +1,10 @@
 """`workbench bench | compare | inspect | sweep`: the command-line faces of the tools.
 
 COMMANDS maps a subcommand to (add_arguments(parser), run(args) -> exit code); workbench/cli.py
-registers them. Each prints a readable summary, or JSON with --json.
+registers them (the first line of run's docstring is the help). Each prints a readable summary, or
+JSON with --json. Exit codes: 0 ok, 1 a check failed (compare out of tolerance, a sweep point
+failed), 2 a user error printed as "error: ...". Top-level imports stay light: `workbench --help`
+imports this module.
 
     $ workbench bench model.onnx --batch 8 --precision fp16 --baseline onnxruntime
     $ workbench compare model.onnx --per-layer --baseline reference
@@ -93,6 +96,7 @@ def add_bench_arguments(parser) -> None:
 
 @_reports_errors
 def run_bench(args) -> int:
+    """Benchmark an engine (trtexec-like): throughput, latency percentiles, memory, energy."""
     from .bench import bench
 
     options = dict(batch=args.batch, warmup_ms=args.warmup_ms, duration_s=args.duration,
@@ -135,6 +139,7 @@ def _dataset(path: str | None, input_name: str):
 
 @_reports_errors
 def run_compare(args) -> int:
+    """Compare an engine's outputs with onnxruntime or onnx.reference (Polygraphy-like)."""
     from .compare import compare
 
     model = _onnx_of(args)
@@ -159,6 +164,7 @@ def add_inspect_arguments(parser) -> None:
 
 @_reports_errors
 def run_inspect(args) -> int:
+    """Per-layer analysis of an engine: fusions, tactics, precisions, FLOPs, bytes, times."""
     from .inspect import inspect_engine
 
     result = inspect_engine(_engine(args), profile=args.profile, iterations=args.iterations)
@@ -210,6 +216,7 @@ def _executor(kind: str, workers: int):
 
 @_reports_errors
 def run_sweep(args) -> int:
+    """Build, bench and compare a grid of batch sizes, precisions and workspaces."""
     from .sweep import sweep
 
     if not Path(args.model).is_file():

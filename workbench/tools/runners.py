@@ -56,8 +56,8 @@ class Runner:
         """A runner that may run concurrently with this one (for multi-stream benchmarks)."""
         return self
 
-    def enable_cuda_graph(self) -> bool:
-        """Switch to CUDA-graph replay where the runner supports it; True when it is now on."""
+    def set_cuda_graph(self, on: bool) -> bool:
+        """Turn CUDA-graph replay on or off where the runner supports it; True when it is on."""
         return False
 
     def memory_info(self) -> dict:
@@ -144,9 +144,17 @@ class EngineRunner(Runner):
     def fork(self) -> "EngineRunner":
         return EngineRunner(self.engine)
 
-    def enable_cuda_graph(self) -> bool:
-        enable = getattr(self.context, "enable_cuda_graph", None)
-        return bool(enable()) if enable is not None and self.device == "cuda" else False
+    def backend_runner(self):
+        """The backend's runner inside the context (the cuda one has graphs and a device profiler)."""
+        return getattr(self.context, "_runner", None)
+
+    def set_cuda_graph(self, on: bool) -> bool:
+        # The cuda runner captures a graph on the second run at a shape and replays it afterwards.
+        backend = self.backend_runner()
+        if self.device != "cuda" or not hasattr(backend, "use_graphs"):
+            return False
+        backend.use_graphs = bool(on)
+        return backend.use_graphs
 
     def memory_info(self) -> dict:
         plan = self.engine.memory
