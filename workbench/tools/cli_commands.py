@@ -1,4 +1,4 @@
-"""`workbench bench | compare | inspect | sweep`: the command-line faces of the tools.
+"""`workbench bench | compare | sweep`: the command-line faces of the tools.
 
 COMMANDS maps a subcommand to (add_arguments(parser), run(args) -> exit code); workbench/cli.py
 registers them (the first line of run's docstring is the help). Each prints a readable summary, or
@@ -8,7 +8,6 @@ imports this module.
 
     $ workbench bench model.onnx --batch 8 --precision fp16 --baseline onnxruntime
     $ workbench compare model.onnx --per-layer --baseline reference
-    $ workbench inspect model.plan --profile
     $ workbench sweep model.onnx --batch 1 8 --precision fp32 fp16 --executor dask --workers 2
 """
 from __future__ import annotations
@@ -153,34 +152,6 @@ def run_compare(args) -> int:
     return 0 if result else 1
 
 
-# ---------------------------------------------------------------------------------- inspect
-def add_inspect_arguments(parser) -> None:
-    _add_model(parser)
-    parser.add_argument("--profile", action="store_true", help="run the engine to time every layer")
-    parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument("--csv", help="also write the per-layer table to this CSV file")
-    parser.add_argument("--sort", default=None, help="sort the table by a column (e.g. time_ms, flops)")
-
-
-@_reports_errors
-def run_inspect(args) -> int:
-    """Per-layer analysis of an engine: fusions, tactics, precisions, FLOPs, bytes, times."""
-    from .inspect import inspect_engine
-
-    result = inspect_engine(_engine(args), profile=args.profile, iterations=args.iterations)
-    frame = result.to_dataframe()
-    if args.sort:
-        if args.sort not in frame:
-            raise WorkbenchError(f"--sort {args.sort}: no such column; columns are {list(frame.columns)}")
-        frame = frame.sort_values(args.sort, ascending=False)
-    if args.csv:
-        frame.to_csv(args.csv, index=False)
-    columns = [c for c in ("name", "type", "precision", "tactic", "output_shapes", "flops", "bytes",
-                           "time_ms", "share") if c in frame and frame[c].notna().any()]
-    _emit(args, result, f"{result}\n{frame[columns].to_string(index=False)}")
-    return 0
-
-
 # ---------------------------------------------------------------------------------- sweep
 def add_sweep_arguments(parser) -> None:
     parser.add_argument("model", help="the .onnx model to sweep")
@@ -243,6 +214,5 @@ def run_sweep(args) -> int:
 COMMANDS = {
     "bench": (add_bench_arguments, run_bench),
     "compare": (add_compare_arguments, run_compare),
-    "inspect": (add_inspect_arguments, run_inspect),
     "sweep": (add_sweep_arguments, run_sweep),
 }
