@@ -16,15 +16,19 @@ from workbench.dtypes import np_dtype
 from workbench.ir import dims
 from workbench.ir.ops import OPS, Info, OpSpec, load_all
 
-STAND_INS = ("Conv", "BatchNormalization", "Gemm", "MatMul", "Mul", "Sub", "Div", "Pow", "Sqrt", "Erf", "Tanh",
-             "Sigmoid", "LeakyRelu", "Clip", "HardSwish", "Elu", "Gelu", "ReduceMean", "LayerNormalization",
-             "Identity", "Dropout", "Shape", "Gather", "Concat", "Reshape", "Unsqueeze", "ConstantOfShape",
-             "Transpose", "Cast", "Softmax", "Flatten", "RandomNormalLike")
 OPSETS = (23, 17, 13, 11, 9, 7)
 
 
-def _attribute_names(op: str) -> set:
-    return {a for s in onnx.defs.get_all_schemas_with_history() if s.name == op and s.domain == "" for a in s.attributes}
+def _defaults() -> dict:
+    """op -> {attribute: ONNX default or None}, over every opset of every ONNX-domain op."""
+    out: dict = {}
+    for schema in onnx.defs.get_all_schemas_with_history():
+        if schema.domain == "":
+            attrs = out.setdefault(schema.name, {})
+            for name, a in schema.attributes.items():
+                default = helper.get_attribute_value(a.default_value) if a.default_value.name else None
+                attrs[name] = default.decode() if isinstance(default, bytes) else default
+    return out
 
 
 def _value_info(name: str, info: Info):
@@ -33,9 +37,8 @@ def _value_info(name: str, info: Info):
 
 
 def _onnx_rule(op: str):
-    n_out = onnx.defs.get_schema(op).min_output
-
     def rule(*infos, **attrs):
+        n_out = onnx.defs.get_schema(op).min_output
         names = [f"in{i}" if info is not None else "" for i, info in enumerate(infos)]
         present = [(n, i) for n, i in zip(names, infos) if i is not None]
         inits = [numpy_helper.from_array(np.asarray(i.value), n) for n, i in present if isinstance(i.value, np.ndarray)]
@@ -71,10 +74,9 @@ def _info(tt) -> Info:
 def stand_in_shape_rules():
     """Register stand-in rules for the missing ops while this package's tests run."""
     load_all()
-    added = [op for op in STAND_INS if ("", op) not in OPS]
-    for op in added:
-        OPS[("", op)] = OpSpec(op, 1, dict.fromkeys(_attribute_names(op)), _onnx_rule(op),
-                               deterministic=not op.startswith("Random"))
+    defaults = {op: d for op, d in _defaults().items() if ("", op) not in OPS}
+    for op, attrs in defaults.items():
+        OPS[("", op)] = OpSpec(op, 1, attrs, _onnx_rule(op), deterministic=not op.startswith("Random"))
     yield
-    for op in added:
+    for op in defaults:
         OPS.pop(("", op), None)

@@ -163,7 +163,7 @@ def activation_of(g: Graph, layer) -> tuple | None:
 
 def _clip_bounds(g: Graph, layer, attrs: dict) -> list | None:
     """Clip's [min, max]: constant scalar inputs (opset >= 11) or attributes (before); None if dynamic."""
-    bounds = [attrs.get("min"), attrs.get("max")]
+    bounds = [layer.attrs.get("min"), layer.attrs.get("max")]  # as given: old defaults are +-FLT_MAX
     for i, name in enumerate(layer.inputs[1:3]):
         if name:
             bounds[i] = g.scalar(name)

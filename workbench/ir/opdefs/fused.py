@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ...errors import UnsupportedError
-from ..ops import attributes, op, spec_for
+from ..ops import Info, attributes, op, spec_for
 from ..rules import broadcast_of
 
 DOMAIN = "workbench"
@@ -75,7 +75,8 @@ def _check_activation(activation) -> None:
 
 def _base_rule(fused_op: str, inputs: list, attrs: dict):
     _check_activation(attrs["activation"])
-    return _spec(BASE[fused_op][0], fused_op).shape_rule(*inputs, **base_attributes(fused_op, attrs))
+    out = _spec(BASE[fused_op][0], fused_op).shape_rule(*inputs, **base_attributes(fused_op, attrs))
+    return out[0] if isinstance(out, (tuple, list)) and not isinstance(out, Info) else out
 
 
 @op("FusedConv", since=1, domain=DOMAIN, **CONV_ATTRS, **ACTIVATION_ATTRS)
