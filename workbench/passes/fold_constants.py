@@ -35,10 +35,9 @@ def fold_constants(net):
         if values is None:
             kept.append(layer)
             continue
-        for name, value in zip(layer.outputs, values):
-            if name:
-                net.weights[name] = value
-                net.tensors[name] = Tensor(name, net.tensors[name].dtype, tuple(value.shape))
+        for name, value in values.items():
+            net.weights[name] = value
+            net.tensors[name] = Tensor(name, net.tensors[name].dtype, tuple(value.shape))
         changed = True
     net.layers = kept
     return net, changed
@@ -54,10 +53,10 @@ def _foldable(net, layer) -> bool:
             and not set(layer.outputs) & set(net.outputs))
 
 
-def _folded(net, layer, infos: dict) -> list | None:
-    """The layer's output values, from inference or by running it; None when not known."""
-    known = [static_value(infos.get(name)) if name else np.zeros(0) for name in layer.outputs]
-    if all(v is not None for v in known):
+def _folded(net, layer, infos: dict) -> dict | None:
+    """{output name: value} of the layer, from inference or by running it; None when not known."""
+    known = {name: static_value(infos.get(name)) for name in layer.outputs if name}
+    if all(v is not None for v in known.values()):
         return known
     if all(not name or name in net.weights for name in layer.inputs):
         return _evaluate(net, layer)
@@ -77,7 +76,7 @@ def static_value(info) -> np.ndarray | None:
     return value if value.dtype == np_dtype(info.dtype) else value.astype(np_dtype(info.dtype))
 
 
-def _evaluate(net, layer) -> list | None:
+def _evaluate(net, layer) -> dict | None:
     """Run a layer on its weight inputs, unless its outputs would be too big or it fails."""
     inputs = [np.asarray(net.weights[name]) if name else None for name in layer.inputs]
     limit = max(FOLD_LIMIT_BYTES, 2 * sum(a.nbytes for a in inputs if a is not None))
@@ -90,4 +89,5 @@ def _evaluate(net, layer) -> list | None:
         values = evaluate_layer(layer, inputs, [net.tensors[n].dtype if n else None for n in layer.outputs])
     except WorkbenchError:
         return None  # e.g. no CPU kernel, or invalid constants: the layer stays and fails at run time
-    return [np.zeros(0) if v is None else v for v in values]
+    found = {name: v for name, v in zip(layer.outputs, values) if name}
+    return found if len(found) == len(outs) and all(v is not None for v in found.values()) else None

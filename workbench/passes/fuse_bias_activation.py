@@ -137,7 +137,8 @@ def _fuse_activation(net):
         params = activation_of(g, act) if act is not None and act.inputs[0] == layer.output else None
         if params is not None and rw.available(layer, act):
             kind, alpha, beta = params
-            new = _fused(layer, activation=kind, activation_alpha=alpha, activation_beta=beta)
+            extra = {k: v for k, v in (("activation_alpha", alpha), ("activation_beta", beta)) if v is not None}
+            new = _fused(layer, activation=kind, **extra)
             new.inputs = trim_inputs(new.inputs)
             new.outputs = list(act.outputs)
             rw.replace([layer, act], new)

@@ -45,8 +45,7 @@ def _match(g: Graph, inner):
     outer = _times_half_x(g, _plus_one(g, inner, layers), x, layers)
     if outer is None or g.shape(outer) is None or g.shape(outer) != g.shape(x):
         return None
-    order = {id(layer): i for i, layer in enumerate(g.net.layers)}
-    layers = sorted(layers, key=lambda layer: order[id(layer)])
+    layers = g.in_order(layers)
     if not all(g.private_to(o, *layers) for layer in layers for o in layer.outputs if o != outer):
         return None
     return x, outer, layers

@@ -67,8 +67,7 @@ def _match(g: Graph, div) -> dict | None:
     if g.shape(out) != shape or not all(g.private_to(o, *layers) for layer in layers
                                          for o in layer.outputs if o != out):
         return None
-    order = {id(layer): i for i, layer in enumerate(g.net.layers)}
-    return {"x": x, "out": out, "layers": sorted(layers, key=lambda layer: order[id(layer)]),
+    return {"x": x, "out": out, "layers": g.in_order(layers),
             "affine": affine, "eps": g.scalar(split[1]), "norm_shape": tuple(shape[len(shape) - axes:])}
 
 

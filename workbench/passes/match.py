@@ -28,6 +28,13 @@ class Graph:
         self._producers = net.producers()
         self._readers = net.consumers()
         self._outputs = set(net.outputs)
+        self._position = None  # layer id -> index, computed when first needed
+
+    def in_order(self, layers) -> list:
+        """`layers` sorted by their position in the network."""
+        if self._position is None:
+            self._position = {id(layer): i for i, layer in enumerate(self.net.layers)}
+        return sorted(layers, key=lambda layer: self._position[id(layer)])
 
     def layers_of(self, ops, domain: str = "") -> list:
         """The layers of op `ops` (a name or a set of names) in `domain`, in network order."""
