@@ -74,3 +74,18 @@ def test_torch_legacy_export_is_fused_and_matches_torch():
         want = [t.numpy() for t in block(*args)]
     for g, w in zip(got.values(), want):
         np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5)
+
+
+def test_dynamic_batch_view_loses_its_shape_arithmetic():
+    """x.view(x.size(0), -1) with a dynamic batch: Shape->Gather->Unsqueeze->Concat dies, Reshape(x, [0, -1])."""
+    requires_kernels("Shape", "Gather", "Unsqueeze", "Concat")  # their rules carry symbolic values
+    net = Network("t")
+    x = net.add_input("x", "float32", ("batch", 3, 4))
+    dim = net.add_layer("Gather", [net.add_layer("Shape", [x]).output, net.add_constant(np.int64(0), "i")])
+    dim = net.add_layer("Unsqueeze", [dim.output, net.add_constant(np.array([0]), "axes")])
+    target = net.add_layer("Concat", [dim.output, net.add_constant(np.array([-1]), "rest")], {"axis": 0})
+    net.mark_output(net.add_layer("Reshape", [x, target.output]).output)
+    out, _ = optimize(net)
+    assert ops(out) == ["Reshape"] and out.weights[out.layers[0].inputs[1]].tolist() == [0, -1]
+    assert out.tensors[out.outputs[0]].shape == ("batch", 12)
+    assert_same_numerics(net, PASSES, {"x": rand(2, 3, 4, seed=1)})
