@@ -41,6 +41,20 @@ def test_cnn_is_fused_to_two_fused_convs():
     assert optimize(out)[0].layers == out.layers, "optimizing twice changes nothing more"
 
 
+def _snapshot(net):
+    layers = [(l.name, l.op, tuple(l.inputs), tuple(l.outputs), repr(l.attrs), tuple(l.fused)) for l in net.layers]
+    tensors = {k: (t.dtype, t.shape) for k, t in net.tensors.items()}
+    return layers, tensors, {k: id(w) for k, w in net.weights.items()}, list(net.inputs), list(net.outputs)
+
+
+@pytest.mark.parametrize("p", PASSES, ids=lambda p: p.__name__)
+def test_every_pass_leaves_its_input_untouched(p):
+    net = _cnn()
+    before = _snapshot(net)
+    p(net)
+    assert _snapshot(net) == before
+
+
 def test_cnn_numerics():
     assert_same_numerics(_cnn(), PASSES)
 

@@ -109,7 +109,7 @@ def _fuse_residual(net):
     for conv in g.layers_of("Conv"):
         add = _private_successor(g, conv, "Add")
         other = g.other_input(add, conv.output) if add is not None else None
-        if other is None or other == conv.output or not _same_static_rank_shape(g, conv.output, other):
+        if other is None or other == conv.output or not _same_shape(g, conv.output, other):
             continue
         inputs = (list(conv.inputs) + ["", ""])[:3] + [other]
         if rw.available(conv, add):
@@ -119,7 +119,7 @@ def _fuse_residual(net):
     return rw.finish()
 
 
-def _same_static_rank_shape(g: Graph, a: str, b: str) -> bool:
+def _same_shape(g: Graph, a: str, b: str) -> bool:
     """True when both tensors have known, equal shapes (dim by dim, symbolic names included)."""
     sa, sb = g.shape(a), g.shape(b)
     return sa is not None and sb is not None and tuple(sa) == tuple(sb) and g.dtype(a) == g.dtype(b)
