@@ -57,10 +57,10 @@ def test_shape_chain_of_a_dynamic_dim_stays():
 def test_constant_of_shape_bomb_is_not_materialised():
     net = Network("t")
     x = net.add_input("x", "float32", (1, 1))
-    bomb = net.add_layer("ConstantOfShape", [net.add_constant(_i64(100_000, 100_000), "dims")], name="bomb")
+    bomb = net.add_layer("ConstantOfShape", [net.add_constant(_i64(10_000, 10_000), "dims")], name="bomb")
     net.mark_output(net.add_elementwise(x, bomb.output, "Add").output)  # never run: structure only
     infos = infer(net.copy())
-    assert infos[bomb.output].value is None and infos[bomb.output].shape == (100_000, 100_000)
+    assert infos[bomb.output].value is None and infos[bomb.output].shape == (10_000, 10_000)
     out, changed = fold_constants(net)
     assert not changed and ops(out) == ["ConstantOfShape", "Add"]
 
