@@ -49,6 +49,13 @@ def _offset(d, c: int):
     return dims.add(d, c) if c >= 0 else dims.sub(d, -c)
 
 
+def _ceil_div(d, stride: int):
+    """ceil(d / stride); parenthesizes an expression (dims.ceildiv does not)."""
+    if not isinstance(d, int) and not str(d).isidentifier():
+        d = f"({d})"
+    return dims.ceildiv(d, stride)
+
+
 def _floor_out(size, stride: int, const: int):
     """floor((size + const) / stride) + 1, symbolic-friendly."""
     if stride == 1:
@@ -58,7 +65,7 @@ def _floor_out(size, stride: int, const: int):
 
 def same_out_dim(size, stride: int):
     """Output size under auto_pad SAME_UPPER/SAME_LOWER: ceil(size / stride)."""
-    return dims.ceildiv(size, stride)
+    return _ceil_div(size, stride)
 
 
 def auto_pad_pads(auto_pad: str, in_dims, win: Window) -> tuple:
@@ -113,7 +120,7 @@ def out_dims(in_dims, win: Window, auto_pad: str = "NOTSET", ceil_mode: int = 0,
                 o -= 1
             out.append(o)
         elif pe + s <= ext:  # the correction above can never apply: ceil is exact
-            out.append(_offset(dims.ceildiv(_offset(size, const), s), 1))
+            out.append(_offset(_ceil_div(_offset(size, const), s), 1))
         else:
             out.append(dims.fresh("pool"))
     return tuple(out)
@@ -138,18 +145,19 @@ def conv_transpose_geometry(in_dims, win: Window, auto_pad: str, output_padding=
     opad = tuple(output_padding) if output_padding else (0,) * n
     if len(opad) != n:
         raise ShapeError(f"{what}: output_padding {list(opad)} must have {n} values")
-    full = [_offset(dims.mul(win.strides[i], _offset(d, -1)), opad[i] + win.extent(i))
-            for i, d in enumerate(in_dims)]
+
+    def full(i, d, cropped=0):  # stride*(in-1) + output_padding + extent - cropped
+        return _offset(dims.mul(win.strides[i], d), opad[i] + win.extent(i) - win.strides[i] - cropped)
+
     if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         pads = (0,) * (2 * n) if auto_pad == "VALID" else win.pads
-        outs = tuple(_offset(f, -(pads[i] + pads[n + i])) for i, f in enumerate(full))
-        return outs, pads
+        return tuple(full(i, d, pads[i] + pads[n + i]) for i, d in enumerate(in_dims)), pads
     if output_shape is None:
         output_shape = [dims.mul(d, win.strides[i]) for i, d in enumerate(in_dims)]
     output_shape = tuple(output_shape)[-n:]  # some exporters give N and C too
     begins, ends = [], []
     for i in range(n):
-        total = dims.sub(full[i], output_shape[i])
+        total = dims.sub(full(i, in_dims[i]), output_shape[i])
         if not isinstance(total, int):
             begins.append(None)
             ends.append(None)

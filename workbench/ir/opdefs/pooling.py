@@ -23,11 +23,15 @@ def pool_shape(x: Info, *, auto_pad, ceil_mode, dilations, kernel_shape, pads, s
     return Info(x.dtype, (*x.shape[:2], *windows.out_dims(x.shape[2:], win, auto_pad, ceil_mode, what)))
 
 
-@op("MaxPool", since=12, storage_order=0, **_WINDOW_ATTRS)
-def max_pool(x, *, storage_order, **attrs):
-    """Y and (optional) Indices: flat int64 positions of each maximum in X."""
+@op("MaxPool", since=12, storage_order=0, _indices=1, **_WINDOW_ATTRS)
+def max_pool(x, *, storage_order, _indices, **attrs):
+    """Y and (optional) Indices: flat int64 positions of each maximum in X.
+
+    Hidden attribute `_indices`: a parser may set 0 when the node has no Indices output, so the
+    kernel skips computing them (about 4x the cost of Y alone).
+    """
     y = pool_shape(x, what="MaxPool", **attrs)
-    return y, Info("int64", y.shape)
+    return (y, Info("int64", y.shape)) if _indices else y
 
 
 @op("AveragePool", since=19, count_include_pad=0, **_WINDOW_ATTRS)

@@ -51,17 +51,28 @@ def _lowest(dtype):
     return np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else -np.inf
 
 
-def _max_indices(xp, win, out, x_shape, read_pads, storage_order):
-    """Max over taps and the flat index (into X, N and C included) of the first maximum."""
-    best, arg = None, None
-    for k, tap in enumerate(taps(win)):
+def _tap_max(xp, win, out):
+    """Max over kernel taps of the padded input (padding must be the dtype's lowest value)."""
+    best = None
+    for tap in taps(win):
         part = xp[(Ellipsis, *tap_slices(win, tap, out))]
-        if best is None:
-            best, arg = part.copy(), np.zeros(part.shape, dtype=np.int64)
-            continue
-        better = part > best
-        np.copyto(best, part, where=better)
-        np.copyto(arg, k, where=better)
+        best = part.copy() if best is None else np.maximum(best, part, out=best)
+    return best
+
+
+def _argmax_tap(xp, win, out, best):
+    """Index (in taps() order) of the first tap that reaches the maximum, per output position."""
+    arg = np.zeros(best.shape, dtype=np.int32)
+    hit = np.empty(best.shape, dtype=bool)
+    all_taps = list(taps(win))
+    for k in range(len(all_taps) - 1, 0, -1):  # backwards, so the first maximum wins
+        np.equal(xp[(Ellipsis, *tap_slices(win, all_taps[k], out))], best, out=hit)
+        np.copyto(arg, k, where=hit)
+    return arg
+
+
+def _flat_indices(arg, win, out, x_shape, storage_order):
+    """Flat position in X (N and C included) of the selected tap of every window."""
     spatial = x_shape[2:]
     n = len(spatial)
     # flat multiplier of each spatial axis: row-major, or column-major when storage_order=1
@@ -73,18 +84,20 @@ def _max_indices(xp, win, out, x_shape, read_pads, storage_order):
                        dtype=np.int64)
     grid = np.zeros((), dtype=np.int64)
     for i, o in enumerate(out):
-        grid = grid[..., None] + (np.arange(o) * win.strides[i] - read_pads[i]) * mult[i]
+        grid = grid[..., None] + (np.arange(o) * win.strides[i] - win.pads[i]) * mult[i]
     nc = (np.arange(x_shape[0] * x_shape[1], dtype=np.int64) * m).reshape(x_shape[0], x_shape[1], *(1,) * n)
-    return best, nc + grid + tap_off[arg]
+    return nc + grid + tap_off[arg]
 
 
 @kernel("MaxPool")
-def max_pool(x, *, auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides):
-    """ONNX MaxPool: Y and the Indices output (flat positions in X)."""
+def max_pool(x, *, _indices, auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides):
+    """ONNX MaxPool: Y, and unless `_indices` is 0 the Indices output (flat positions in X)."""
     win, out, read_pads = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "MaxPool")
     xp = pad_spatial(x, read_pads, _lowest(x.dtype))
-    y, idx = _max_indices(xp, win, out, x.shape, read_pads, storage_order)
-    return y, idx
+    y = _tap_max(xp, win, out)
+    if not _indices:
+        return y
+    return y, _flat_indices(_argmax_tap(xp, win, out, y), win, out, x.shape, storage_order)
 
 
 def _avg(x, win, out, read_pads, include_pad):
