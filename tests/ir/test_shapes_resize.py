@@ -3,6 +3,7 @@ import pytest
 
 from tests.ir.shapecheck import infer
 from workbench.errors import ShapeError
+from workbench.ir import dims
 from workbench.ir.ops import Info
 
 X = Info("float32", ("N", 3, "H", 10))
@@ -15,7 +16,7 @@ def _const(values, dtype):
 
 def test_resize_scales_keep_names_for_whole_factors():
     out = infer("Resize", X, None, _const([1, 1, 2, 1.5], "float32"))[0]
-    assert out.shape == ("N", 3, "2*H", 15)
+    assert dims.substitute(out.shape, {"N": 1, "H": 5}) == (1, 3, 10, 15)
 
 
 def test_resize_fractional_scale_on_symbolic_dim_is_fresh():
@@ -43,7 +44,8 @@ def test_resize_unknown_sizes_give_fresh_dims_of_right_rank():
 def test_resize_empty_scales_with_sizes_and_opset10_form():
     out = infer("Resize", X, Info("float32", (0,)), Info("float32", (0,)), _const([1, 3, 4, 5], "int64"))
     assert out[0].shape == (1, 3, 4, 5)
-    assert infer("Resize", X, _const([1, 1, 3, 1], "float32"))[0].shape == ("N", 3, "3*H", 10)
+    out = infer("Resize", X, _const([1, 1, 3, 1], "float32"))[0]
+    assert dims.substitute(out.shape, {"N": 1, "H": 5}) == (1, 3, 15, 10)
 
 
 def test_resize_needs_scales_or_sizes():
@@ -52,5 +54,7 @@ def test_resize_needs_scales_or_sizes():
 
 
 def test_upsample_scales_input_and_attribute():
-    assert infer("Upsample", X, _const([1, 1, 2, 2], "float32"))[0].shape == ("N", 3, "2*H", 20)
-    assert infer("Upsample", X, scales=[1.0, 1.0, 3.0, 1.0])[0].shape == ("N", 3, "3*H", 10)
+    out = infer("Upsample", X, _const([1, 1, 2, 2], "float32"))[0]
+    assert dims.substitute(out.shape, {"N": 1, "H": 5}) == (1, 3, 10, 20)
+    out = infer("Upsample", X, scales=[1.0, 1.0, 3.0, 1.0])[0]
+    assert dims.substitute(out.shape, {"N": 1, "H": 5}) == (1, 3, 15, 10)

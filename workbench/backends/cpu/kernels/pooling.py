@@ -65,7 +65,7 @@ def _argmax_tap(xp, win, out, best):
     arg = np.zeros(best.shape, dtype=np.int32)
     hit = np.empty(best.shape, dtype=bool)
     all_taps = list(taps(win))
-    for k in range(len(all_taps) - 1, 0, -1):  # backwards, so the first maximum wins
+    for k in range(len(all_taps) - 1, -1, -1):  # backwards, so the first maximum wins
         np.equal(xp[(Ellipsis, *tap_slices(win, all_taps[k], out))], best, out=hit)
         np.copyto(arg, k, where=hit)
     return arg
