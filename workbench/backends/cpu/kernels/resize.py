@@ -143,9 +143,10 @@ def _roi_pairs(roi, axes, rank):
 
 
 def _float_dtype(dtype):
-    """Interpolation dtype: float32 for half floats and small ints, float64 for wide ints."""
+    """Interpolation dtype: float32 for half floats; float64 for integers, whose results are
+    rounded back (float32 would flip some .5 ties)."""
     if np.issubdtype(dtype, np.integer):
-        return np.dtype(np.float32 if dtype.itemsize <= 2 else np.float64)
+        return np.dtype(np.float64)
     return compute_dtype(dtype)
 
 
