@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from tests.ir.shapecheck import agrees, infer

@@ -107,7 +107,7 @@ def _pointwise(x, w, group, win, out):
 def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out) -> np.ndarray:
     """Cross-correlation of x (N, C, *S) with w (M, C/group, *K), no bias, in x's dtype.
 
-    >>> convolve(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), 1, windows.window((2, 2)), (2, 2))
+    >>> convolve(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), 1, windows.window((2, 2)), (2, 2))  # all 4.0
     """
     if all(k == 1 for k in win.kernel) and not any(win.pads):
         return _pointwise(x, w, group, win, out)
@@ -117,10 +117,15 @@ def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out)
     return _im2col_matmul(xp, w, group, win, out)
 
 
-def _channel_shape(v: np.ndarray, ndim: int) -> np.ndarray:
-    """A per-channel vector (or scalar) shaped to broadcast against (N, C, *spatial)."""
+def _along(v, axis: int, ndim: int) -> np.ndarray:
+    """A vector (or scalar) shaped to broadcast along `axis` of an ndim-D array."""
     v = np.asarray(v)
-    return v.reshape(-1, *(1,) * (ndim - 2)) if v.size > 1 else v.reshape(())
+    return v.reshape(-1, *(1,) * (ndim - 1 - axis)) if v.size > 1 else v.reshape(())
+
+
+def _channel_shape(v, ndim: int) -> np.ndarray:
+    """A per-channel vector (or scalar) shaped to broadcast against (N, C, *spatial)."""
+    return _along(v, 1, ndim)
 
 
 @kernel("Conv")
@@ -145,7 +150,7 @@ def _integer_conv(x, w, x_zero_point, w_zero_point, attrs, what):
     if x_zero_point is not None:
         xf -= np.float64(np.asarray(x_zero_point).reshape(-1)[0])
     if w_zero_point is not None:
-        wf -= _channel_shape(w_zero_point.astype(np.float64), w.ndim + 1)  # along W's axis 0
+        wf -= _along(w_zero_point.astype(np.float64), 0, w.ndim)  # per output channel
     return convolve(xf, wf, attrs["group"], win, out)
 
 

@@ -10,13 +10,15 @@ from ..windowing import compute_dtype, upcast
 @kernel("Gemm")
 def gemm(a, b, c=None, *, alpha, beta, transA, transB):
     """ONNX Gemm: alpha * A' B' + beta * C (C broadcast to (M, N))."""
-    ct = compute_dtype(a.dtype)
-    am, bm = upcast(a), upcast(b)
+    # integer Gemm still scales by float alpha/beta: compute those in float64 (exact for int32)
+    ct = np.dtype(np.float64) if np.issubdtype(a.dtype, np.integer) else compute_dtype(a.dtype)
+    am, bm = a.astype(ct, copy=False), b.astype(ct, copy=False)
     y = (am.T if transA else am) @ (bm.T if transB else bm)
     if alpha != 1.0:
         y *= ct.type(alpha)
     if c is not None and beta != 0.0:
-        y += upcast(c) * ct.type(beta) if beta != 1.0 else upcast(c)
+        cc = c.astype(ct, copy=False)
+        y += cc * ct.type(beta) if beta != 1.0 else cc
     return y.astype(a.dtype, copy=False)
 
 

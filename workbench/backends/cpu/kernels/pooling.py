@@ -1,7 +1,6 @@
 """Pooling kernels: a loop over kernel taps, each a whole-tensor strided slice (no per-pixel loops)."""
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
