@@ -42,16 +42,19 @@ def matmul_shape(a: Info, b: Info, dtype: str, what: str = "MatMul") -> Info:
 
 @op("MatMul", since=13)
 def matmul(a, b):
+    """numpy.matmul shapes, A's dtype."""
     return matmul_shape(a, b, a.dtype)
 
 
 @op("MatMulInteger", since=10)
 def matmul_integer(a, b, a_zero_point=None, b_zero_point=None):
+    """numpy.matmul shapes, int32."""
     return matmul_shape(a, b, "int32", "MatMulInteger")
 
 
 @op("QLinearMatMul", since=21)
 def qlinear_matmul(a, a_scale, a_zero_point, b, b_scale, b_zero_point, y_scale, y_zero_point):
+    """numpy.matmul shapes, y_zero_point's dtype."""
     return matmul_shape(a, b, y_zero_point.dtype, "QLinearMatMul")
 
 

@@ -39,6 +39,7 @@ def layer_normalization(x, scale, b=None, *, axis, epsilon, stash_type):
 
 @op("RMSNormalization", since=23, axis=-1, epsilon=1e-5, stash_type=1)
 def rms_normalization(x, scale, *, axis, epsilon, stash_type):
+    """Y, X's shape (normalized over axes [axis, rank))."""
     if x.shape is not None:
         dims.normalize_axis(axis, len(x.shape), "RMSNormalization axis")
     return same_as(x)
@@ -46,6 +47,7 @@ def rms_normalization(x, scale, *, axis, epsilon, stash_type):
 
 @op("InstanceNormalization", since=6, epsilon=1e-5)
 def instance_normalization(x, scale, b, *, epsilon):
+    """Y, X's shape."""
     return same_as(x)
 
 
@@ -62,6 +64,7 @@ def group_normalization(x, scale, b, *, epsilon, num_groups, stash_type, _opset)
 
 @op("LpNormalization", since=1, axis=-1, p=2)
 def lp_normalization(x, *, axis, p):
+    """Y, X's shape; p must be 1 or 2."""
     if p not in (1, 2):
         raise ShapeError(f"LpNormalization: p must be 1 or 2, got {p}")
     return same_as(x)
@@ -69,11 +72,13 @@ def lp_normalization(x, *, axis, p):
 
 @op("MeanVarianceNormalization", since=13, axes=(0, 2, 3))
 def mean_variance_normalization(x, *, axes):
+    """Y, X's shape."""
     return same_as(x)
 
 
 @op("LRN", since=13, alpha=1e-4, beta=0.75, bias=1.0, size=None)
 def lrn(x, *, alpha, beta, bias, size):
+    """Y, X's shape; size is required."""
     if size is None:
         raise ShapeError("LRN: attribute size is required")
     return same_as(x)

@@ -36,11 +36,13 @@ def max_pool(x, *, storage_order, _indices, **attrs):
 
 @op("AveragePool", since=19, count_include_pad=0, **_WINDOW_ATTRS)
 def average_pool(x, *, count_include_pad, **attrs):
+    """Y (N, C, *out_spatial)."""
     return pool_shape(x, what="AveragePool", **attrs)
 
 
 @op("LpPool", since=18, p=2, **_WINDOW_ATTRS)
 def lp_pool(x, *, p, **attrs):
+    """Y (N, C, *out_spatial)."""
     return pool_shape(x, what="LpPool", **attrs)
 
 
@@ -53,14 +55,17 @@ def global_pool_shape(x: Info) -> Info:
 
 @op("GlobalAveragePool", since=1)
 def global_average_pool(x):
+    """Y (N, C, 1, ...)."""
     return global_pool_shape(x)
 
 
 @op("GlobalMaxPool", since=1)
 def global_max_pool(x):
+    """Y (N, C, 1, ...)."""
     return global_pool_shape(x)
 
 
 @op("GlobalLpPool", since=2, p=2)
 def global_lp_pool(x, *, p):
+    """Y (N, C, 1, ...)."""
     return global_pool_shape(x)

@@ -44,11 +44,13 @@ def quantized_dtype(zero_point: Info | None, output_dtype: int, what: str) -> st
 @op("QuantizeLinear", since=23, axis=1, block_size=0, output_dtype=0, precision=0, saturate=1)
 def quantize_linear(x, y_scale, y_zero_point=None, *, axis, block_size, output_dtype, precision,
                     saturate):
+    """x's shape in the quantized dtype."""
     return Info(quantized_dtype(y_zero_point, output_dtype, "QuantizeLinear"), x.shape)
 
 
 @op("DequantizeLinear", since=23, axis=1, block_size=0, output_dtype=0)
 def dequantize_linear(x, x_scale, x_zero_point=None, *, axis, block_size, output_dtype):
+    """x's shape in the scale's dtype (or output_dtype)."""
     dtype = dtype_name(output_dtype, "DequantizeLinear") if output_dtype else x_scale.dtype
     return Info(dtype, x.shape)
 

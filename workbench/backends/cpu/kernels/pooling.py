@@ -129,17 +129,20 @@ def _spatial_axes(x):
 
 @kernel("GlobalAveragePool")
 def global_average_pool(x):
+    """ONNX GlobalAveragePool: mean over the spatial axes."""
     ct = compute_dtype(x.dtype)
     return x.astype(ct, copy=False).mean(axis=_spatial_axes(x), keepdims=True).astype(x.dtype, copy=False)
 
 
 @kernel("GlobalMaxPool")
 def global_max_pool(x):
+    """ONNX GlobalMaxPool: max over the spatial axes."""
     return x.max(axis=_spatial_axes(x), keepdims=True)
 
 
 @kernel("GlobalLpPool")
 def global_lp_pool(x, *, p):
+    """ONNX GlobalLpPool: (sum over the spatial axes of |x|^p)^(1/p)."""
     ct = compute_dtype(x.dtype)
     powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
     return (powered.sum(axis=_spatial_axes(x), keepdims=True) ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
