@@ -87,8 +87,8 @@ def auto_pad_pads(auto_pad: str, in_dims, win: Window) -> tuple:
 
 
 def check_auto_pad(auto_pad: str, what: str) -> None:
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
     """Reject an auto_pad value ONNX does not define."""
+    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise ShapeError(f"{what}: auto_pad {auto_pad!r} is not one of NOTSET, SAME_UPPER, "
                          f"SAME_LOWER, VALID")
 
