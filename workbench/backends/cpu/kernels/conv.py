@@ -14,8 +14,9 @@ from ....ir import windows
 from ..registry import kernel
 from ..windowing import compute_dtype, pad_spatial, tap_slices, taps, window_view
 
-# im2col buffers above this size are built a few images at a time.
-_COLS_BYTES = 64 << 20
+# im2col buffers are built this many bytes (a few images) at a time: bounded memory, and a
+# buffer size malloc keeps reusing (fresh large allocations cost a page fault per 4 KiB).
+_COLS_BYTES = 16 << 20
 
 
 def _window(x, w, kernel_shape, strides, dilations, pads, what):
@@ -88,10 +89,10 @@ def _im2col_matmul(xp, w, group, win, out):
     y = np.empty((n, group, mg, p), dtype=xp.dtype)
     for start in range(0, n, chunk):
         stop = min(n, start + chunk)
-        cols = np.empty((stop - start, group, cols_k, p), dtype=xp.dtype)
-        for i in range(start, stop):  # image by image: the im2col copy stays cache-friendly
-            cols[i - start] = view[i].transpose(perm).reshape(group, cols_k, p)
-        np.matmul(wm, cols, out=y[start:stop])
+        cols = np.empty((stop - start, c, *win.kernel, *out), dtype=xp.dtype)
+        for i in range(start, stop):  # the im2col copy, image by image, straight into place
+            cols[i - start] = view[i].transpose(perm)
+        np.matmul(wm, cols.reshape(stop - start, group, cols_k, p), out=y[start:stop])
     return y.reshape(n, w.shape[0], *out)
 
 
