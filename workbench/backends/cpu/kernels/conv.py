@@ -14,8 +14,7 @@ from ....ir import windows
 from ..registry import kernel
 from ..windowing import compute_dtype, pad_spatial, tap_slices, taps, window_view
 
-# im2col buffers are built this many bytes (a few images) at a time: bounded memory, and a
-# buffer size malloc keeps reusing (fresh large allocations cost a page fault per 4 KiB).
+# im2col buffers are built at most this many bytes (a few images) at a time, bounding memory.
 _COLS_BYTES = 16 << 20
 
 
