@@ -5,6 +5,7 @@ import os
 import platform
 
 import numpy as np
+import threadpoolctl
 
 from ...builder.precision import MATMUL_OPS
 from ...dtypes import np_dtype
@@ -12,6 +13,8 @@ from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
 
 NAME = "cpu"
+# Busy-waiting BLAS threads fight the executor's own NumPy work on few cores: contexts can cap them.
+_BLAS = threadpoolctl.ThreadpoolController()
 
 
 def device_info() -> dict:
@@ -54,8 +57,15 @@ class Runner:
         self.outputs = list(net.outputs)
         self.out_dtypes = {n: np_dtype(net.tensors[n].dtype) for n in net.outputs}
         self.steps = _compile(engine)
+        self.threads = engine.config.get("cpu_threads")
 
     def run(self, feeds: dict, on_layer=None) -> dict:
+        if self.threads is None:
+            return self._run(feeds, on_layer)
+        with _BLAS.limit(limits=self.threads, user_api="blas"):
+            return self._run(feeds, on_layer)
+
+    def _run(self, feeds: dict, on_layer=None) -> dict:
         env = dict(self.weights)
         env.update(feeds)
         for step in self.steps:
