@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CancelledError, ConfigError
-from .cache import calibrated_tensors, read_cache, write_cache
+from .cache import calibrated_tensors, network_key, read_cache, write_cache
 from .data import CalibrationData
 from .numerics import symmetric_scale
 
@@ -46,6 +46,7 @@ class Calibrator:
         self.progress, self.cancel, self.device = progress, cancel, device
         self.scales: dict | None = None
         self.from_cache = False
+        self._key: str | None = None  # the network the scales were measured on
 
     @property
     def kind(self) -> str:
@@ -57,8 +58,15 @@ class Calibrator:
 
     # ---- the public steps ----------------------------------------------------------------------
     def check(self, net) -> None:
-        """Raise a clear error now if the cache does not match `net` or the data does not fit it."""
-        if self._cached(net) is None:
+        """Raise a clear error now if the cache is of another calibrator or the data does not fit `net`.
+
+        (Whether a cache matches the network is checked by `calibrate`, on the network it measures.)
+        """
+        if self.scales is not None and self._key == network_key(net):
+            return
+        if self.cache is not None and self.cache.exists():
+            read_cache(self.cache, kind=self.kind)
+        else:
             self._batches(net)
 
     def calibrate(self, net, progress=None, cancel=None) -> dict:
@@ -66,9 +74,12 @@ class Calibrator:
 
         progress(fraction) reports advance; cancel() returning True stops with CancelledError.
         """
+        key = network_key(net)
+        if self.scales is not None and self._key == key:
+            return self.scales  # measured already (e.g. by an earlier build of the same network)
         cached = self._cached(net)
         if cached is not None:
-            self.scales, self.from_cache = cached, True
+            self.scales, self.from_cache, self._key = cached, True, key
             return cached
         batches = self._batches(net)
         tick = _Ticker(self.kind, self.passes * len(batches), self.progress, progress, (self.cancel, cancel))
@@ -79,7 +90,7 @@ class Calibrator:
         scales = {name: float(symmetric_scale(a, "int8")) for name, a in amax.items()}
         if self.cache is not None:
             write_cache(self.cache, scales, net, self.kind)
-        self.scales, self.from_cache = scales, False
+        self.scales, self.from_cache, self._key = scales, False, key
         return scales
 
     def ranges(self, sweep: "_Sweeper") -> dict:
