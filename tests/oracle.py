@@ -7,6 +7,7 @@ from onnx import helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 from workbench.backends.cpu.registry import kernel_for
+from workbench.dtypes import is_float
 from workbench.ir.ops import Info, attributes, spec_for
 
 OPSET = 23
@@ -61,8 +62,9 @@ def check(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, rtol
     for w, g in zip(want, got):
         assert g.shape == w.shape, f"{op}: shape {g.shape} != reference {w.shape}"
         assert g.dtype == w.dtype, f"{op}: dtype {g.dtype} != reference {w.dtype}"
-        if np.issubdtype(w.dtype, np.floating):
-            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol)
+        if np.issubdtype(w.dtype, np.floating) or is_float(w.dtype.name):
+            np.testing.assert_allclose(g.astype(np.float64), w.astype(np.float64), rtol=rtol, atol=atol,
+                                       equal_nan=True)
         else:
             np.testing.assert_array_equal(g, w)
 

@@ -26,3 +26,9 @@ def test_evaluate_never_runs_code():
     hostile = "__import__('os').system('echo hi')"
     assert dims.evaluate(hostile, {}) == hostile
     assert dims.evaluate("n", {}) == "n"
+
+
+def test_negative_offsets_stay_parseable():
+    assert dims.add("w", -1) == "w-1" and dims.sub("w", -2) == "w+2"
+    assert dims.evaluate(dims.add("w", -1), {"w": 5}) == 4
+    assert dims.evaluate("-n+10", {"n": 3}) == 7

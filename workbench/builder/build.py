@@ -66,8 +66,10 @@ def build(network, config: BuilderConfig | None = None, progress=None, cancel=No
     tactics = stage("tactics", backend.select_tactics, net, precisions, cfg, log)
     report.update(log)
     storage = _storage_dtypes(net, precisions)
-    net.weights = _stored_weights(net, precisions)
     memory = stage("memory", _plan_at_max, net, profiles, storage, cfg)
+    # Weights are rounded only now: shape inference above needs the network's logical dtypes.
+    net.weights = _stored_weights(net, precisions)
+    memory.weight_bytes = int(sum(np.asarray(w).nbytes for w in net.weights.values()))
     tick("done", 1.0)
     report["build_seconds"] = round(time.time() - report.pop("started"), 3)
     return Engine(net, backend.NAME, precisions, tactics, profiles, memory, cfg.to_dict(),

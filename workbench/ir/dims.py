@@ -39,6 +39,8 @@ def add(a: Dim, b: Dim) -> Dim:
         return a
     if a == 0:
         return b
+    if isinstance(b, int) and b < 0:
+        return sub(a, -b)
     return f"{_wrap(a)}+{_wrap(b)}"
 
 
@@ -47,6 +49,8 @@ def sub(a: Dim, b: Dim) -> Dim:
         return a - b
     if b == 0:
         return a
+    if isinstance(b, int) and b < 0:
+        return add(a, -b)
     return f"{_wrap(a)}-{_wrap(b)}"
 
 
@@ -73,14 +77,34 @@ def ceildiv(a: Dim, b: Dim) -> Dim:
         return -(-a // b)
     if b == 1:
         return a
-    return f"ceil({a}/{_wrap(b)})"
+    return f"ceil({_wrap(a)}/{_wrap(b)})"
 
 
 def prod(dims) -> Dim:
-    out: Dim = 1
+    """Product of dims; symbolic ones are kept as a flat product with one int factor last.
+
+    >>> prod(("batch", 3, "seq*4"))  # 'batch*seq*12'
+    """
+    coefficient, names = 1, []
     for d in dims:
-        out = mul(out, d)
-    return out
+        for f in factors(d):
+            if isinstance(f, int):
+                coefficient *= f
+            else:
+                names.append(f)
+    if coefficient == 0 or not names:
+        return coefficient
+    return "*".join([_wrap(n) for n in names] + ([str(coefficient)] if coefficient != 1 else []))
+
+
+def factors(d: Dim) -> list:
+    """The multiplicative factors of a dim: "b*seq*4" -> ["b", "seq", 4]; other expressions stay whole."""
+    if isinstance(d, int):
+        return [d]
+    parts = d.split("*")
+    if "**" in d or not all(p.isidentifier() or p.isdigit() for p in parts):
+        return [d]
+    return [int(p) if p.isdigit() else p for p in parts]
 
 
 def broadcast(*shapes) -> tuple:
@@ -138,6 +162,9 @@ def _eval_node(node, bindings):
         return node.value
     if isinstance(node, ast.Name):
         return int(bindings[node.id])
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _eval_node(node.operand, bindings)
+        return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
         return _BINOPS[type(node.op)](_eval_node(node.left, bindings), _eval_node(node.right, bindings))
     if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "ceil" and len(node.args) == 1:
@@ -151,3 +178,30 @@ def normalize_axis(axis: int, rank: int, what: str = "axis") -> int:
     if not -rank <= axis < max(rank, 1):
         raise ShapeError(f"{what} {axis} is out of range for rank {rank}")
     return axis % rank if rank else 0
+
+
+def quotient(numerator, denominator) -> Dim:
+    """prod(numerator) / prod(denominator), cancelling equal symbolic factors first.
+
+    Used for Reshape's -1, where "batch" appears on both sides:
+    >>> quotient(("batch", 128, 768), ("batch", 768))  # 128
+    """
+    from ..errors import ShapeError
+
+    num = [f for d in numerator for f in factors(d)]
+    den = [f for d in denominator for f in factors(d)]
+    for f in [f for f in den if not isinstance(f, int)]:
+        if f in num:
+            num.remove(f)
+            den.remove(f)
+    num_int = math.prod(f for f in num if isinstance(f, int))
+    den_int = math.prod(f for f in den if isinstance(f, int))
+    num_sym = [f for f in num if not isinstance(f, int)]
+    den_sym = [f for f in den if not isinstance(f, int)]
+    if not num_sym and not den_sym:
+        if den_int == 0 or num_int % den_int:
+            raise ShapeError(f"{num_int} elements cannot be split into parts of {den_int}")
+        return num_int // den_int
+    if den_int and num_int % den_int == 0:
+        num_int, den_int = num_int // den_int, 1
+    return floordiv(prod([*num_sym, num_int]), prod([*den_sym, den_int]))

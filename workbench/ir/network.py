@@ -159,7 +159,10 @@ class Network:
         name = self._unique(name or op.lower())
         outputs = [self._unique(f"{name}_out{i}" if num_outputs > 1 else f"{name}_out")
                    for i in range(num_outputs)]
-        layer = Layer(name, op, [i or "" for i in inputs], outputs, dict(attrs or {}), domain)
+        attrs = dict(attrs or {})
+        if op == "Split" and not domain:
+            attrs.setdefault("_num_outputs", num_outputs)
+        layer = Layer(name, op, [i or "" for i in inputs], outputs, attrs, domain)
         self.layers.append(layer)
         for out in outputs:
             self.tensors[out] = Tensor(out, "float32", None)

@@ -1,6 +1,8 @@
 """Building blocks shared by shape rules."""
 from __future__ import annotations
 
+import numpy as np
+
 from . import dims
 from .ops import Info
 
@@ -21,3 +23,68 @@ def broadcast_of(*xs: Info, dtype: str | None = None) -> Info:
 def unknown(dtype: str, rank: int | None = None, prefix: str = "d") -> Info:
     """An output whose dims cannot be known before run time (e.g. NonZero)."""
     return Info(dtype, None if rank is None else tuple(dims.fresh(prefix) for _ in range(rank)))
+
+
+# ---- known values of small integer tensors (shape arithmetic of torch exports) -------------------
+
+# Constant int tensors up to this many elements are read as lists of dims.
+_VALUE_LIMIT = 4096
+
+
+def symbolic_value(info: Info | None) -> tuple | None:
+    """The elements of a small int tensor of rank <= 1 as a tuple of Dims, or None when unknown.
+
+    Accepts Info.value as a tuple of Dims (a shape tensor known symbolically; a 0-D one is a
+    1-tuple) or as an integer ndarray of rank 0 or 1 (a constant).
+    >>> symbolic_value(Info("int64", (2,), ("batch", 3)))  # ('batch', 3)
+    """
+    if info is None:
+        return None
+    value = info.value
+    if isinstance(value, tuple):
+        return value
+    if (isinstance(value, np.ndarray) and value.ndim <= 1 and value.size <= _VALUE_LIMIT
+            and (np.issubdtype(value.dtype, np.integer) or value.dtype == np.bool_)):
+        return tuple(int(v) for v in value.reshape(-1))
+    return None
+
+
+def static_ints(info: Info | None) -> tuple | None:
+    """The elements of a small int tensor when all are known ints (axes, pads, starts...), else None."""
+    value = symbolic_value(info)
+    if value is None or not all(isinstance(d, (int, np.integer)) for d in value):
+        return None
+    return tuple(int(d) for d in value)
+
+
+def value_of(elements, scalar: bool = False, dtype: str = "int64"):
+    """Info.value for an int tensor with these elements: an ndarray when all are ints, else a tuple."""
+    elements = tuple(int(d) if isinstance(d, (int, np.integer)) else d for d in elements)
+    if all(isinstance(d, int) for d in elements):
+        array = np.array(elements, dtype=dtype)
+        return array.reshape(()) if scalar else array
+    return elements
+
+
+def shape_tensor(elements, scalar: bool = False, dtype: str = "int64") -> Info:
+    """Info of a 1-D (or, with scalar=True, 0-D from a 1-tuple) int tensor whose elements are known."""
+    elements = tuple(elements)
+    return Info(dtype, () if scalar else (len(elements),), value_of(elements, scalar, dtype))
+
+
+# ONNX TensorProto data type codes -> numpy dtype names (ml_dtypes names for the small floats).
+ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+               8: "object", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+               14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn",
+               18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz", 21: "uint4",
+               22: "int4", 23: "float4_e2m1fn", 24: "float8_e8m0fnu"}
+
+
+def onnx_dtype(code: int, where: str = "") -> str:
+    """The numpy dtype name of an ONNX data type code (e.g. the `dtype`/`to` attributes)."""
+    from ..errors import UnsupportedError
+
+    if int(code) not in ONNX_DTYPES:
+        raise UnsupportedError(f"{where}: ONNX data type code {code} is not supported; "
+                               f"known codes: {sorted(ONNX_DTYPES)}")
+    return ONNX_DTYPES[int(code)]
