@@ -89,6 +89,8 @@ class _Evaluator:
         self.batches = CalibrationData(data).check(self.net)
         self.calibrator = calibrator or EntropyCalibrator(data, progress=False)
         self.metric = _metric(metric, labels)
+        self.metric_name = metric if isinstance(metric, str) else getattr(metric, "__name__", "custom")
+        self._scores: dict = {}
         scales = self.calibrator.calibrate(self.net)
         self.flops = {n: _flops(self.net, self.net.layer(n)) for n, why in eligibility(self.net, scales).items()
                       if why is None}
@@ -101,8 +103,11 @@ class _Evaluator:
 
     def score(self, quantized, action: str = "") -> float:
         """The metric with exactly `quantized` layers at the target precision, the rest at the fallback."""
-        assignment = self.assignment(quantized)
-        value = self.metric(self._run({"precision": self.precision, "layer_precisions": assignment}), self.reference)
+        key = frozenset(quantized)
+        if key not in self._scores:
+            options = {"precision": self.precision, "layer_precisions": self.assignment(quantized)}
+            self._scores[key] = self.metric(self._run(options), self.reference)
+        value = self._scores[key]
         self.trail.append({"step": len(self.trail), "action": action, "quantized": len(set(quantized)),
                            "int8_flops": self.share(quantized), "score": value})
         return value
@@ -165,7 +170,7 @@ def _sensitivity(ev: "_Evaluator"):
         value = ev.score({name}, f"only {name}")
         rows.append({"layer": name, "op": ev.net.layer(name).op, "flops": flops, "score": value, "drop": base - value})
     df = pd.DataFrame(rows).sort_values("drop", ascending=False, kind="stable").reset_index(drop=True)
-    df.attrs.update({"fp32": ev.fp32, "fallback": base, "metric": getattr(ev.metric, "__name__", str(ev.metric))})
+    df.attrs.update({"fp32": ev.fp32, "fallback": base, "metric": ev.metric_name})
     return df
 
 
