@@ -153,7 +153,7 @@ def sensitivity(network, data, metric="cosine", *, labels=None, calibrator=None,
                 fallback: str = "fp16", device: str = "cpu"):
     """A DataFrame, one row per quantizable layer: the score with only that layer at `precision`.
 
-    Columns: layer, op, flops, score, drop (the fallback-only score minus this score: the error
+    Columns: layer, op, flops, score, score_drop (the fallback-only score minus this score: the error
     the layer adds), sorted by drop. df.attrs holds the fp32 and fallback-only scores.
     >>> sensitivity(net, batches, "cosine").head()
     """
@@ -168,8 +168,9 @@ def _sensitivity(ev: "_Evaluator"):
     rows = []
     for name, flops in ev.flops.items():
         value = ev.score({name}, f"only {name}")
-        rows.append({"layer": name, "op": ev.net.layer(name).op, "flops": flops, "score": value, "drop": base - value})
-    df = pd.DataFrame(rows).sort_values("drop", ascending=False, kind="stable").reset_index(drop=True)
+        rows.append({"layer": name, "op": ev.net.layer(name).op, "flops": flops, "score": value,
+                     "score_drop": base - value})
+    df = pd.DataFrame(rows).sort_values("score_drop", ascending=False, kind="stable").reset_index(drop=True)
     df.attrs.update({"fp32": ev.fp32, "fallback": base, "metric": ev.metric_name})
     return df
 
@@ -208,7 +209,7 @@ def search(network, data, metric="cosine", budget=0.995, *, labels=None, calibra
     ev = _Evaluator(network, data, metric, labels, calibrator, precision, fallback, device)
     floor = _floor(metric, budget, ev.fp32)
     table = _sensitivity(ev)
-    harm = {r.layer: max(r.drop, 0.0) / max(r.flops, 1.0) for r in table.itertuples()}
+    harm = {r.layer: max(r.score_drop, 0.0) / max(r.flops, 1.0) for r in table.itertuples()}
     order = sorted(ev.flops, key=lambda n: -harm[n])          # most harmful per FLOP leaves first
     keep = _fewest_removed(ev, order, floor)
     keep = _add_back(ev, keep, [n for n in reversed(order) if n not in keep], floor)
