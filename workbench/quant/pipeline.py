@@ -9,6 +9,7 @@ precision, `layer_precisions[name]` or else the build's precision, is int8 or fp
 from __future__ import annotations
 
 from .numerics import is_integer
+from .qdq import fold_qdq
 from .quantize import PRECISIONS, eligibility, is_matrix, is_quantized, quantize_network
 
 
@@ -41,10 +42,7 @@ def lower(net, cfg, progress=None, cancel=None):
     info: dict = {}
     if not wants_quantization(cfg):
         return net, {}, info
-    from .qdq import fold_qdq
-
-    net, folded = fold_qdq(net)
-    info["explicit"] = folded
+    net, info["explicit"] = fold_qdq(net, layers=set(targets(net, cfg)))
     wanted = targets(net, cfg)
     scales = {}
     if wanted and cfg.calibrator is not None:

@@ -25,13 +25,16 @@ from .quantize import as_matrix, drop_unused_weights, is_matrix, make_layer
 Q, DQ = "QuantizeLinear", "DequantizeLinear"
 
 
-def fold_qdq(net):
-    """(copy of `net` with explicitly quantized matrix layers folded, number folded)."""
+def fold_qdq(net, layers=None):
+    """(copy of `net` with explicitly quantized matrix layers folded, number folded).
+
+    layers: the names that may be folded (None: all); others keep running their Q/DQ as written.
+    """
     net = net.copy()
     producers, readers = net.producers(), net.consumers()
     folded = 0
     for i, layer in enumerate(net.layers):
-        if is_matrix(layer):
+        if is_matrix(layer) and (layers is None or layer.name in layers):
             new = _fold(net, layer, producers, readers)
             if new is not None:
                 net.layers[i] = new

@@ -49,57 +49,53 @@ def is_quantized(layer) -> bool:
     return layer.op in QUANTIZED_OPS and layer.domain == DOMAIN
 
 
-def as_matrix(net, layer, weight=None, bias=None):
+def as_matrix(net, layer, weight=None):
     """The Matrix view of `layer`, or a string saying why it has none.
 
-    `weight(name)` / `bias(name)` give a constant's float value (default: the network's
-    weights); the explicit-quantization pass passes its own, which read through DequantizeLinear.
+    `weight(name)` gives a constant's float32 value or None (default: the network's float32
+    weights); the explicit-quantization pass passes its own, which reads through DequantizeLinear.
     """
     weight = weight or (lambda n: _float_weight(net, n))
-    bias = bias or weight
     ins = list(layer.inputs) + [""] * 4
     x = ins[0]
     if not x or net.tensors[x].dtype != "float32":
         return "its input is not a float32 tensor"
-    carried = {k: v for k, v in layer.attrs.items() if k in ACTIVATION_ATTRS}
     w = weight(ins[1])
     if w is None:
         return f"its weight {ins[1]!r} is not a constant"
+    carried = {k: v for k, v in layer.attrs.items() if k in ACTIVATION_ATTRS}
     if layer.op in CONV_OPS:
         carried.update({k: v for k, v in layer.attrs.items() if k in CONV_ATTRS})
-        b = _channel_bias(bias(ins[2]) if ins[2] else None, w.shape[0], 1.0)
-        return Matrix(layer, True, x, w, b, ins[3] or None, carried) if not isinstance(b, str) else b
-    if layer.op in GEMM_OPS:
-        return _gemm(layer, x, w, bias(ins[2]) if ins[2] else None, ins[2], carried)
-    if w.ndim != 2:
+        m = Matrix(layer, True, x, w, None, ins[3] or None, carried)
+    elif layer.op in GEMM_OPS:
+        m = _gemm(layer, x, w, carried)
+    elif w.ndim != 2:
         return f"its weight has shape {w.shape}; only 2-D MatMul weights are quantized"
-    b = _channel_bias(bias(ins[2]) if ins[2] else None, w.shape[1], 1.0) if layer.op == "FusedMatMul" else None
-    if isinstance(b, str):
-        return b
-    if layer.op == "FusedMatMul" and ins[2] and b is None:
-        return f"its bias {ins[2]!r} is not a constant"
-    return Matrix(layer, False, x, np.ascontiguousarray(w.T), b, None, carried)
+    else:
+        m = Matrix(layer, False, x, np.ascontiguousarray(w.T), None, None, carried)
+    return _with_bias(m, weight(ins[2]), ins[2], layer.attrs.get("beta", 1.0)) if ins[2] else m
 
 
-def _gemm(layer, x, w, c, c_name, carried):
+def _gemm(layer, x, w, carried):
     a = layer.attrs
     if a.get("transA", 0):
         return "transA=1 (the activation would need a transpose first)"
     w = w if a.get("transB", 0) else w.T
-    w = np.ascontiguousarray(w * np.float32(a.get("alpha", 1.0)), np.float32)
-    if c_name and c is None:
-        return f"its bias {c_name!r} is not a constant"
-    b = _channel_bias(c, w.shape[0], a.get("beta", 1.0))
-    return b if isinstance(b, str) else Matrix(layer, False, x, w, b, None, carried)
+    return Matrix(layer, False, x, np.ascontiguousarray(w * np.float32(a.get("alpha", 1.0)), np.float32),
+                  None, None, carried)
 
 
-def _channel_bias(b, channels: int, beta: float):
-    """A bias as one float32 per output channel, or a reason it cannot be one."""
+def _with_bias(m, b, name: str, beta: float):
+    """m with its bias as one float32 per output channel (beta folded), or a reason it cannot have it."""
+    if isinstance(m, str):
+        return m
     if b is None:
-        return None
-    if b.size not in (1, channels) or (b.ndim and b.shape[-1] != b.size and b.size != 1):
+        return f"its bias {name!r} is not a constant"
+    channels = m.w.shape[0]
+    if b.size not in (1, channels) or (b.ndim and b.size != 1 and b.shape[-1] != b.size):
         return f"its bias of shape {b.shape} is not one value per output channel"
-    return np.broadcast_to(b.reshape(-1).astype(np.float32) * np.float32(beta), (channels,)).copy()
+    m.b = np.broadcast_to(b.reshape(-1).astype(np.float32) * np.float32(beta), (channels,)).copy()
+    return m
 
 
 def _float_weight(net, name: str):
