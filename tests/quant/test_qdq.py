@@ -134,3 +134,25 @@ def test_onnx_writer_round_trip():
     assert [d.dim_param or d.dim_value for d in out.graph.input[0].type.tensor_type.shape.dim] == ["n", 3, 16, 16]
     x = RNG.standard_normal((2, 3, 16, 16)).astype(np.float32)
     np.testing.assert_array_equal(ort_run(out, {"x": x}), ort_run(model, {"x": x}))
+
+
+@pytest.mark.parametrize("opset", [12, 17])
+def test_export_of_a_hand_built_network(tmp_path, opset):
+    from .helpers import mlp
+
+    net = mlp()
+    net.opset = opset
+    x = RNG.standard_normal((16, 32)).astype(np.float32)
+    cal = wb.quant.MinMaxCalibrator([{"x": x}], progress=False)
+    engine = wb.build(net, wb.BuilderConfig(device="cpu", precision="int8", calibrator=cal, max_batch=16,
+                                            layer_precisions={"relu": "fp32"}))
+    model = wb.quant.export_qdq(net, cal.scales, tmp_path / "mlp.onnx")
+    axes = [a.i for n in model.graph.node if n.op_type == "DequantizeLinear" for a in n.attribute if a.name == "axis"]
+    assert axes == ([] if opset < 13 else [0, 0, 1])  # fc weight, fc bias, head weight (K, N) per column
+    (name,) = net.outputs
+    ours = engine.create_execution_context().execute({"x": x})[name]
+    theirs = ort_run(tmp_path / "mlp.onnx", {"x": x})
+    if opset >= 13:  # the same per-channel recipe: equal up to float summation order
+        np.testing.assert_allclose(theirs, ours, rtol=1e-4, atol=1e-4 * np.abs(ours).max())
+    else:
+        assert np.abs(theirs - ours).max() < 0.05 * np.abs(ours).max()
