@@ -28,7 +28,7 @@ def onnx_path(tmp_path_factory):
 
 
 def test_commands_are_registered():
-    assert set(COMMANDS) == {"bench", "compare", "inspect", "sweep"}
+    assert set(COMMANDS) == {"bench", "compare", "sweep"}
     assert all(callable(a) and callable(r) for a, r in COMMANDS.values())
 
 
@@ -61,16 +61,6 @@ def test_compare_on_a_dataset_file(onnx_path, tmp_path, capsys):
     assert "accuracy" in capsys.readouterr().out
 
 
-def test_inspect_table_csv_and_json(onnx_path, tmp_path, capsys):
-    csv = tmp_path / "layers.csv"
-    assert run("inspect", onnx_path, "--device", "cpu", "--batch", 2, "--profile", "--iterations", 2,
-               "--csv", csv, "--sort", "time_ms") == 0
-    out = capsys.readouterr().out
-    assert "add1" in out and "time_ms" in out and csv.read_text().startswith("name,")
-    assert run("inspect", onnx_path, "--device", "cpu", "--batch", 2, "--json") == 0
-    assert json.loads(capsys.readouterr().out)["Bindings"] == ["x", "y"]
-
-
 def test_sweep_table(onnx_path, capsys):
     code = run("sweep", onnx_path, "--batch", 1, 2, "--precision", "fp32", "fp64", "--device", "cpu",
                "--duration", 0.02, "--executor", "threads")
@@ -79,6 +69,6 @@ def test_sweep_table(onnx_path, capsys):
 
 
 def test_errors_are_one_line(capsys, tmp_path):
-    assert run("inspect", tmp_path / "missing.onnx") == 2
+    assert run("bench", tmp_path / "missing.onnx") == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
