@@ -137,6 +137,7 @@ def test_qlinear_conv_fp8_follows_its_recipe():
     ({"w_scale": []}, "non-empty list"),
     ({"x_dtype": "int16"}, "x_dtype/y_dtype"),
     ({"y_scale": float("inf")}, "y_scale"),
+    ({"activation": "Swish"}, "fused activation 'Swish' is unknown"),
 ])
 def test_bad_recipes_are_shape_errors(change, match):
     spec = spec_for("QGemm", "workbench")
@@ -152,3 +153,25 @@ def test_qgemm_shape_rule_keeps_symbolic_dims():
     assert out == Info("float32", ("batch", "seq", 3))
     with pytest.raises(ShapeError, match="does not match W's K"):
         spec.shape_rule(Info("float32", ("batch", 7)), Info("int8", (3, 8)), None, **attrs)
+
+
+def test_qgemm_fused_activation():
+    x, wq, b, attrs = gemm_case(6, 16, 4)
+    (plain,) = ours("QGemm", [x, wq, b], attrs, domain="workbench")
+    (relu,) = ours("QGemm", [x, wq, b], {**attrs, "activation": "Relu"}, domain="workbench")
+    (clip,) = ours("QGemm", [x, wq, b], {**attrs, "activation": "Clip", "activation_alpha": 0.0,
+                                         "activation_beta": 0.5}, domain="workbench")
+    np.testing.assert_array_equal(relu, np.maximum(plain, 0))
+    np.testing.assert_array_equal(clip, np.clip(plain, 0, 0.5))
+
+
+@needs_kernels("ConvInteger", "Conv")
+def test_qlinear_conv_residual_then_activation():
+    x = RNG.standard_normal((1, 4, 5, 5)).astype(F32)
+    wq, w_scale = quantize_weights(RNG.standard_normal((4, 4, 3, 3)).astype(F32), 0, "int8")
+    attrs = dict(x_scale=float(F32(np.abs(x).max() / 127)), w_scale=[float(s) for s in w_scale], pads=[1] * 4)
+    residual = RNG.standard_normal((1, 4, 5, 5)).astype(F32)
+    (plain,) = ours("QLinearConvFused", [x, wq], attrs, domain="workbench")
+    (fused,) = ours("QLinearConvFused", [x, wq, None, residual], {**attrs, "activation": "Relu"},
+                    domain="workbench")
+    np.testing.assert_array_equal(fused, np.maximum(plain + residual, 0))

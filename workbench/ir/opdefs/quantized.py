@@ -24,20 +24,19 @@ import numbers
 from ...errors import ShapeError, UnsupportedError
 from ..ops import Info, op, spec_for
 from ..rules import broadcast_of
+from .fused import ACTIVATION_ATTRS, ACTIVATIONS, CONV_ATTRS, DOMAIN
 
-DOMAIN = "workbench"
 QUANTIZED_OPS = ("QLinearConvFused", "QGemm")
 QTYPES = ("int8", "uint8", "float8_e4m3fn")
-
-CONV_ATTRS = dict(auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None)
-ACTIVATION_ATTRS = dict(activation=None, activation_alpha=None, activation_beta=None)
 QUANT_ATTRS = dict(x_scale=None, x_zero_point=0, x_dtype="int8", w_scale=None, w_zero_point=None, w_axis=0,
                    y_scale=None, y_zero_point=0, y_dtype="int8")
 
 
-def check_recipe(w: Info, *, x_scale, x_dtype, w_scale, w_zero_point, w_axis, y_scale, y_dtype, what: str,
-                 **_) -> None:
+def check_recipe(w: Info, *, x_scale, x_dtype, w_scale, w_zero_point, w_axis, y_scale, y_dtype, activation,
+                 what: str, **_) -> None:
     """The quantization attributes must describe a runnable recipe; ShapeError says which does not."""
+    if activation is not None and activation not in ACTIVATIONS:
+        raise ShapeError(f"{what}: fused activation {activation!r} is unknown; known: {sorted(ACTIVATIONS)}")
     if x_dtype not in QTYPES or y_dtype not in QTYPES:
         raise ShapeError(f"{what}: x_dtype/y_dtype must be one of {QTYPES}, got {x_dtype!r}/{y_dtype!r}")
     if not _positive(x_scale):

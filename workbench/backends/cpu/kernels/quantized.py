@@ -14,6 +14,7 @@ from ....ir.ops import attributes, spec_for
 from ....ir.opdefs.quantized import CONV_ATTRS, DOMAIN
 from ....quant.numerics import fake_quantize, is_integer, quantize
 from ..registry import kernel, kernel_for
+from .fused import activate
 
 
 def _onnx(op: str):
@@ -57,21 +58,10 @@ def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, acti
             y += _channels(b, channel_axis, acc.ndim, np.float32)
     if residual is not None:
         y = y + residual.astype(np.float32)
-    y = _activate(y, activation, activation_alpha, activation_beta)
+    y = activate(y, activation, activation_alpha, activation_beta)
     if y_scale is not None:
         y = fake_quantize(y, np.float32(y_scale), y_zero_point, y_dtype)
     return y.astype(np.float32, copy=False)
-
-
-def _activate(y, activation, alpha, beta):
-    if activation is None:
-        return y
-    try:
-        from .fused import activate
-    except ImportError:
-        raise UnsupportedError(f"fused activation {activation!r} needs the fused-op kernels "
-                               f"(workbench.backends.cpu.kernels.fused), which are not installed") from None
-    return activate(y, activation, alpha, beta)
 
 
 @kernel("QLinearConvFused", domain=DOMAIN)
