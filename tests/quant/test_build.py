@@ -112,6 +112,11 @@ def test_int8_without_calibrator_falls_back_and_says_so(net, d, fp32):
     assert top1(logits(engine, d), d) >= top1(fp32, d) - 0.5
 
 
+def test_calibrator_must_be_a_workbench_one(net, d):
+    with pytest.raises(ConfigError, match="calibrator must be a workbench calibrator"):
+        build(net, calibrator=d.x_calib)
+
+
 def test_missing_cache_and_no_data_is_a_config_error(net, tmp_path):
     cal = wb.quant.EntropyCalibrator(None, cache=tmp_path / "none.calib")
     with pytest.raises(ConfigError, match="does not exist yet"):

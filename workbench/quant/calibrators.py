@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import CancelledError, ConfigError
 from .cache import calibrated_tensors, network_key, read_cache, write_cache
-from .data import CalibrationData
+from .data import CalibrationData, batch_profile
 from .numerics import symmetric_scale
 
 HISTOGRAM_BINS = 2048
@@ -286,12 +286,7 @@ def _fp32_engine(net, batches: list, device: str):
     from ..builder.build import build
     from ..builder.config import BuilderConfig
 
-    profile = {}
-    for name in net.inputs:
-        shapes = np.array([b[name].shape for b in batches])
-        lo, hi = tuple(int(d) for d in shapes.min(0)), tuple(int(d) for d in shapes.max(0))
-        profile[name] = (lo, hi, hi)
-    return build(net, BuilderConfig(device=device, precision="fp32", profiles=[profile]))
+    return build(net, BuilderConfig(device=device, precision="fp32", profiles=[batch_profile(net, batches)]))
 
 
 class _Ticker:

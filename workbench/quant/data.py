@@ -51,6 +51,16 @@ class CalibrationData:
         return len(self.raw_batches())
 
 
+def batch_profile(net, batches: list) -> dict:
+    """An optimization profile {input: (min, opt=max, max)} covering every (checked) batch's shapes."""
+    profile = {}
+    for name in net.inputs:
+        shapes = np.array([b[name].shape for b in batches])
+        lo, hi = tuple(int(d) for d in shapes.min(0)), tuple(int(d) for d in shapes.max(0))
+        profile[name] = (lo, hi, hi)
+    return profile
+
+
 def _describe(source) -> str:
     if isinstance(source, (str, os.PathLike)):
         return f"folder {source}"

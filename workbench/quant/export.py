@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..ir import Layer, Tensor
 from .numerics import quantize_bias, quantize_weights
-from .quantize import add_weight, as_matrix
+from .quantize import add_weight, as_matrix, drop_unused_weights
 
 EXPORTED_OPS = ("Conv", "Gemm", "MatMul")
 PER_AXIS_OPSET = 13  # DequantizeLinear's axis attribute arrived in opset 13
@@ -55,9 +55,7 @@ def quantized_copy(network, scales: dict):
             activations[m.x] = _fake_quant(net, layers, m.x, x_scale)
         layers.append(_with_qdq(net, layer, layers, activations[m.x], x_scale, per_axis))
     net.layers = layers
-    for name in [n for n in net.weights if not any(n in l.inputs for l in net.layers) and n not in net.outputs]:
-        del net.weights[name]
-        net.tensors.pop(name, None)
+    drop_unused_weights(net)
     return net
 
 

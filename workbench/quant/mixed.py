@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConfigError
-from .data import CalibrationData
+from .data import CalibrationData, batch_profile
 from .quantize import as_matrix, eligibility
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -124,20 +124,11 @@ class _Evaluator:
         from ..builder.build import build
         from ..builder.config import BuilderConfig
 
-        cfg = BuilderConfig(device=self.device, calibrator=self.calibrator, profiles=[_profile(self.net, self.batches)],
-                            **options)
+        cfg = BuilderConfig(device=self.device, calibrator=self.calibrator,
+                            profiles=[batch_profile(self.net, self.batches)], **options)
         ctx = build(self.network, cfg).create_execution_context()
         outs = [ctx.execute(b) for b in self.batches]
         return {k: np.concatenate([o[k] for o in outs]) for k in outs[0]}
-
-
-def _profile(net, batches: list) -> dict:
-    out = {}
-    for name in net.inputs:
-        shapes = np.array([b[name].shape for b in batches])
-        lo, hi = tuple(int(d) for d in shapes.min(0)), tuple(int(d) for d in shapes.max(0))
-        out[name] = (lo, hi, hi)
-    return out
 
 
 def _flops(net, layer) -> float:

@@ -8,6 +8,7 @@ precision, `layer_precisions[name]` or else the build's precision, is int8 or fp
 """
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .numerics import is_integer
 from .qdq import fold_qdq
 from .quantize import PRECISIONS, eligibility, is_matrix, is_quantized, quantize_network
@@ -29,8 +30,12 @@ def wants_quantization(cfg) -> bool:
 
 def check(network, cfg) -> None:
     """Validate the calibrator's cache and data against the network now, before any work."""
-    if cfg.calibrator is not None and wants_quantization(cfg):
-        cfg.calibrator.check(network)
+    if cfg.calibrator is None or not wants_quantization(cfg):
+        return
+    if not all(callable(getattr(cfg.calibrator, m, None)) for m in ("check", "calibrate")):
+        raise ConfigError(f"calibrator must be a workbench calibrator (wb.quant.EntropyCalibrator(data), "
+                          f"MinMaxCalibrator, PercentileCalibrator), got {type(cfg.calibrator).__name__}")
+    cfg.calibrator.check(network)
 
 
 def lower(net, cfg, progress=None, cancel=None):
