@@ -10,7 +10,7 @@ from workbench.zoo import digits
 
 from .helpers import needs_kernels
 
-pytestmark = needs_kernels("Conv", "ConvInteger", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Flatten",
+pytestmark = needs_kernels("Conv", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Flatten",
                            "Gemm", "Relu")
 MATRIX = ("QLinearConvFused", "QGemm")
 

@@ -102,19 +102,27 @@ def ref_conv(xq, wq, stride, pad, groups):
     return out
 
 
-@needs_kernels("ConvInteger", "Conv")
-@pytest.mark.parametrize("stride, pad, groups, x_dtype, x_zp", [
-    (1, 1, 1, "int8", 0), (2, 0, 2, "int8", 0), (1, 2, 1, "uint8", 100), (2, 1, 4, "int8", 5)])
-def test_qlinear_conv_is_bit_exact(stride, pad, groups, x_dtype, x_zp):
-    x = (RNG.standard_normal((2, 8, 9, 9)) * 3).astype(F32)
-    wq, w_scale = quantize_weights(RNG.standard_normal((12, 8 // groups, 3, 3)).astype(F32), 0, "int8")
+@needs_kernels("Conv")
+@pytest.mark.parametrize("channels, stride, pad, groups, x_dtype, x_zp", [
+    (8, 1, 1, 1, "int8", 0), (8, 2, 0, 2, "int8", 0), (8, 1, 2, 1, "uint8", 100), (8, 2, 1, 4, "int8", 5),
+    (512, 1, 1, 1, "int8", 0),    # 512 x 3 x 3 saturated products pass 2**24: summed in float32 chunks
+    (512, 1, 1, 2, "uint8", 0),   # grouped and too long for one float32 sum: float64
+])
+def test_qlinear_conv_is_bit_exact(channels, stride, pad, groups, x_dtype, x_zp):
+    x = (RNG.standard_normal((2, channels, 5, 5)) * 3).astype(F32)
+    wq, w_scale = quantize_weights(RNG.standard_normal((12, channels // groups, 3, 3)).astype(F32), 0, "int8")
     x_scale = float(F32(6 / 127))
+    if channels > 8:  # saturated inputs, and output channel 0 aligned with their signs: |acc| ~ 2**26
+        sign = np.where(RNG.standard_normal(channels) > 0, 1, -1) if x_dtype == "int8" else np.ones(channels)
+        x = (x + 10 * sign[None, :, None, None]).astype(F32)
+        wq[0] = (127 * sign[:channels // groups, None, None]).astype(np.int8)
     bq = quantize_bias(RNG.standard_normal(12).astype(F32), x_scale, w_scale)
     attrs = dict(x_scale=x_scale, x_zero_point=x_zp, x_dtype=x_dtype, w_scale=[float(s) for s in w_scale],
                  strides=[stride, stride], pads=[pad] * 4, group=groups, kernel_shape=[3, 3])
     (got,) = ours("QLinearConvFused", [x, wq, bq], attrs, domain="workbench")
     xq = ref_quantize(x, x_scale, x_zp, x_dtype) - x_zp
     acc = ref_conv(xq, wq.astype(np.int64), stride, pad, groups) + bq.astype(np.int64)[None, :, None, None]
+    assert channels == 8 or np.abs(acc).max() > 2**24
     np.testing.assert_array_equal(got, ref_dequant(acc, x_scale, w_scale, 1, 4))
 
 
@@ -165,7 +173,7 @@ def test_qgemm_fused_activation():
     np.testing.assert_array_equal(clip, np.clip(plain, 0, 0.5))
 
 
-@needs_kernels("ConvInteger", "Conv")
+@needs_kernels("Conv")
 def test_qlinear_conv_residual_then_activation():
     x = RNG.standard_normal((1, 4, 5, 5)).astype(F32)
     wq, w_scale = quantize_weights(RNG.standard_normal((4, 4, 3, 3)).astype(F32), 0, "int8")

@@ -10,7 +10,7 @@ from workbench.quant.mixed import cosine, top1
 
 from .helpers import needs_kernels
 
-pytestmark = needs_kernels("Conv", "ConvInteger", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Flatten",
+pytestmark = needs_kernels("Conv", "BatchNormalization", "MaxPool", "GlobalAveragePool", "Flatten",
                            "Gemm", "Relu")
 
 

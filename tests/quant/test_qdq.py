@@ -16,7 +16,7 @@ from .helpers import needs_kernels
 
 ort = pytest.importorskip("onnxruntime")
 quantization = pytest.importorskip("onnxruntime.quantization")
-pytestmark = needs_kernels("Conv", "ConvInteger", "Gemm", "MatMul", "GlobalAveragePool", "Flatten", "QuantizeLinear",
+pytestmark = needs_kernels("Conv", "Gemm", "MatMul", "GlobalAveragePool", "Flatten", "QuantizeLinear",
                            "DequantizeLinear", "Relu")
 RNG = np.random.default_rng(1)
 

@@ -92,7 +92,7 @@ def test_ineligible_layers_say_why():
     assert "not a constant" in eligibility(dynamic, {"relu_out": 0.1})["head"]
 
 
-@needs_kernels("Conv", "ConvInteger", "Relu")
+@needs_kernels("Conv", "Relu")
 def test_convolutions_keep_geometry_and_stay_close():
     net = convnet()
     x = RNG.standard_normal((2, 3, 12, 12)).astype(np.float32)

@@ -9,7 +9,7 @@ from workbench.quant.mixed import cosine
 
 from .helpers import needs_kernels
 
-pytestmark = [pytest.mark.slow, needs_kernels("Conv", "ConvInteger", "BatchNormalization", "MaxPool", "Add",
+pytestmark = [pytest.mark.slow, needs_kernels("Conv", "BatchNormalization", "MaxPool", "Add",
                                               "GlobalAveragePool", "Flatten", "Gemm", "Relu")]
 
 

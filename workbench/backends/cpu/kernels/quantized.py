@@ -1,8 +1,9 @@
 """CPU kernels of the quantized matrix ops (see workbench/ir/opdefs/quantized.py for the recipe).
 
-Integer layers are bit-faithful: the int8 x int8 products are summed exactly (ConvInteger's
-kernel and a float64 matmul are exact while |sums| < 2**53, far above any int32 accumulator),
-the int32 bias is added to the integer accumulator, and dequantization is one float32 multiply.
+Integer layers are bit-faithful: the int8 x int8 products are summed exactly, as int32 hardware
+does (float32 Conv/matmul over chunks of the reduction small enough that every partial sum stays
+below 2**24, the chunks added in int64; float64 where a grouped conv cannot be chunked), the
+int32 bias is added to the integer accumulator, and dequantization is one float32 multiply.
 float8 layers quantize both operands to e4m3 and accumulate in float32, as Hopper does.
 """
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import UnsupportedError
-from ....ir.ops import attributes, spec_for
 from ....ir.opdefs.quantized import CONV_ATTRS, DOMAIN
 from ....quant.numerics import fake_quantize, is_integer, quantize
 from ..registry import kernel, kernel_for
 from .fused import activate
+
+_F32_EXACT = float(2**24)  # integers below this are exact in float32, and so are sums that stay below it
 
 
 def _onnx(op: str):
@@ -37,13 +39,6 @@ def _input(x, x_scale, x_zero_point, x_dtype):
     return quantize(x, np.float32(x_scale), x_zero_point, x_dtype)
 
 
-def _weights_zero_point(w, w_zero_point, w_axis):
-    if w_zero_point is None or not np.any(np.asarray(w_zero_point)):
-        return None
-    return np.asarray(w_zero_point, np.float64).reshape(-1) if np.size(w_zero_point) > 1 else \
-        np.float64(np.asarray(w_zero_point).reshape(-1)[0])
-
-
 def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, activation, activation_alpha,
               activation_beta, y_scale, y_zero_point, y_dtype, **_):
     """Bias, dequantization, residual, activation and optional output rounding, in that order."""
@@ -64,32 +59,70 @@ def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, acti
     return y.astype(np.float32, copy=False)
 
 
+def _centred(xq, x_zero_point, w, w_zero_point):
+    """(q(X) - x_zp, Wq - w_zp) as float32 arrays of small integers (w_zp along W's axis 0)."""
+    xc = xq.astype(np.float32) - np.float32(x_zero_point)
+    wc = w.astype(np.float32)
+    if w_zero_point is not None and np.any(np.asarray(w_zero_point)):
+        wc -= _channels(w_zero_point, 0, w.ndim, np.float32)
+    return xc, wc
+
+
+def _exact_chunks(n: int, bound: float) -> list:
+    """Slices of range(n) over which sums of terms bounded by `bound` each stay below 2**24.
+
+    Below 2**24 every partial sum of integers is exact in float32, in any order, so float32
+    BLAS computes each chunk exactly; the chunks are then added in int64.
+    """
+    step = max(1, int((_F32_EXACT - 1) // max(bound, 1.0)))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _integer_sum(product, xc, wc, x_axis: int, taps: int, can_split: bool):
+    """product(xc, wc) exactly, as int64: float32 in chunks of the reduction axis (xc's x_axis,
+    wc's axis 1), or float64 when it would need chunks but cannot be split."""
+    bound = float(np.abs(xc).max(initial=0)) * float(np.abs(wc).max(initial=0)) * taps
+    chunks = _exact_chunks(wc.shape[1], bound)
+    if len(chunks) == 1:
+        return product(xc, wc).astype(np.int64)
+    if not can_split:
+        return product(xc.astype(np.float64), wc.astype(np.float64)).astype(np.int64)
+    head = (slice(None),) * (x_axis % xc.ndim)
+    acc = product(xc[(*head, chunks[0])], wc[:, chunks[0]]).astype(np.int64)
+    for s in chunks[1:]:
+        acc += product(xc[(*head, s)], wc[:, s]).astype(np.int64)
+    return acc
+
+
 @kernel("QLinearConvFused", domain=DOMAIN)
 def qlinear_conv_fused(x, w, b=None, residual=None, **attrs):
-    """Quantized convolution: int8/uint8 exactly through ConvInteger, float8 in float32."""
+    """Quantized convolution: integers summed exactly (float32 chunks of input channels), float8 in float32."""
     conv = {k: attrs[k] for k in CONV_ATTRS}
-    xq, x_zp = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"]), attrs["x_zero_point"]
+    xq = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
+
+    def product(xs, ws):
+        return _onnx("Conv")(xs, ws, None, **conv)
+
     if is_integer(attrs["x_dtype"]):
-        w_zp = _weights_zero_point(w, attrs["w_zero_point"], attrs["w_axis"])
-        zps = [np.asarray(x_zp, xq.dtype), None if w_zp is None else np.asarray(w_zp).astype(w.dtype)]
-        acc = _onnx("ConvInteger")(xq, w, *zps, **attributes(spec_for("ConvInteger"), conv, "QLinearConvFused"))
-        acc = acc.astype(np.int64)
+        xc, wc = _centred(xq, attrs["x_zero_point"], w, attrs["w_zero_point"])
+        # zero padding of the centred input is padding q(X) with its zero point, as ONNX's QLinearConv does
+        acc = _integer_sum(product, xc, wc, 1, int(np.prod(w.shape[2:])), can_split=conv["group"] == 1)
     else:
-        acc = _onnx("Conv")(xq.astype(np.float32), w.astype(np.float32), None, **conv)
+        acc = product(xq.astype(np.float32), w.astype(np.float32))
     return _epilogue(acc, b, residual, 1, **attrs)
 
 
 @kernel("QGemm", domain=DOMAIN)
 def qgemm(x, w, b=None, **attrs):
-    """Quantized x @ W^T: an exact float64 matmul of the integers, or float32 for float8."""
-    xq, x_zp = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"]), attrs["x_zero_point"]
+    """Quantized x @ W^T: integers summed exactly (float32 chunks of K), float8 in float32."""
+    xq = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
+
+    def product(xs, ws):
+        return np.matmul(xs, ws.T)
+
     if is_integer(attrs["x_dtype"]):
-        xi = xq.astype(np.float64) - np.float64(x_zp)
-        wi = w.astype(np.float64)
-        w_zp = _weights_zero_point(w, attrs["w_zero_point"], attrs["w_axis"])
-        if w_zp is not None:
-            wi -= _channels(w_zp, 0, 2, np.float64)
-        acc = np.matmul(xi, wi.T).astype(np.int64)
+        xc, wc = _centred(xq, attrs["x_zero_point"], w, attrs["w_zero_point"])
+        acc = _integer_sum(product, xc, wc, -1, 1, can_split=True)
     else:
-        acc = np.matmul(xq.astype(np.float32), w.astype(np.float32).T)
+        acc = product(xq.astype(np.float32), w.astype(np.float32))
     return _epilogue(acc, b, None, -1, **attrs)
