@@ -44,6 +44,14 @@ def quantize(x: np.ndarray, scale, zero_point, dtype: str) -> np.ndarray:
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
+def quantize_centred(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """quantize(x) - zero_point as float32 integers, computed in one float32 pass (the same values:
+    x / scale is rounded in float32 either way, and every integer of int8/uint8 range is exact)."""
+    info = np.iinfo(dtype)
+    q = np.rint(np.asarray(x, np.float32) / np.float32(scale))
+    return np.clip(q, info.min - zero_point, info.max - zero_point, out=q)
+
+
 def dequantize(q: np.ndarray, scale, zero_point=0) -> np.ndarray:
     """(q - zero_point) * scale in float32, as ONNX DequantizeLinear."""
     centred = np.asarray(q, np.float32) - np.asarray(zero_point, np.float32)

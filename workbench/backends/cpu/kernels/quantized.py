@@ -12,7 +12,7 @@ import numpy as np
 
 from ....errors import UnsupportedError
 from ....ir.opdefs.quantized import CONV_ATTRS, DOMAIN
-from ....quant.numerics import fake_quantize, is_integer, quantize
+from ....quant.numerics import fake_quantize, is_integer, quantize, quantize_centred
 from ..registry import kernel, kernel_for
 from .fused import activate
 
@@ -34,9 +34,9 @@ def _channels(values, axis: int, ndim: int, dtype) -> np.ndarray:
     return v.reshape([-1 if i == axis % ndim else 1 for i in range(ndim)])
 
 
-def _input(x, x_scale, x_zero_point, x_dtype):
-    """The layer's float32 input quantized to x_dtype."""
-    return quantize(x, np.float32(x_scale), x_zero_point, x_dtype)
+def _fp8_input(x, attrs: dict) -> np.ndarray:
+    """The float32 values of q(X) for a float8 layer."""
+    return quantize(x, np.float32(attrs["x_scale"]), 0, attrs["x_dtype"]).astype(np.float32)
 
 
 def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, activation, activation_alpha,
@@ -59,12 +59,13 @@ def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, acti
     return y.astype(np.float32, copy=False)
 
 
-def _centred(xq, x_zero_point, w, w_zero_point):
+def _centred(x, attrs: dict, w):
     """(q(X) - x_zp, Wq - w_zp) as float32 arrays of small integers (w_zp along W's axis 0)."""
-    xc = xq.astype(np.float32) - np.float32(x_zero_point)
+    xc = quantize_centred(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
     wc = w.astype(np.float32)
-    if w_zero_point is not None and np.any(np.asarray(w_zero_point)):
-        wc -= _channels(w_zero_point, 0, w.ndim, np.float32)
+    w_zp = attrs["w_zero_point"]
+    if w_zp is not None and np.any(np.asarray(w_zp)):
+        wc -= _channels(w_zp, 0, w.ndim, np.float32)
     return xc, wc
 
 
@@ -78,10 +79,14 @@ def _exact_chunks(n: int, bound: float) -> list:
     return [slice(i, min(i + step, n)) for i in range(0, n, step)]
 
 
+def _largest(xc) -> float:
+    return float(max(-xc.min(initial=0), xc.max(initial=0)))
+
+
 def _integer_sum(product, xc, wc, x_axis: int, taps: int, can_split: bool):
     """product(xc, wc) exactly, as int64: float32 in chunks of the reduction axis (xc's x_axis,
     wc's axis 1), or float64 when it would need chunks but cannot be split."""
-    bound = float(np.abs(xc).max(initial=0)) * float(np.abs(wc).max(initial=0)) * taps
+    bound = _largest(xc) * float(np.abs(wc).max(initial=0)) * taps
     chunks = _exact_chunks(wc.shape[1], bound)
     if len(chunks) == 1:
         return product(xc, wc).astype(np.int64)
@@ -98,31 +103,28 @@ def _integer_sum(product, xc, wc, x_axis: int, taps: int, can_split: bool):
 def qlinear_conv_fused(x, w, b=None, residual=None, **attrs):
     """Quantized convolution: integers summed exactly (float32 chunks of input channels), float8 in float32."""
     conv = {k: attrs[k] for k in CONV_ATTRS}
-    xq = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
 
     def product(xs, ws):
         return _onnx("Conv")(xs, ws, None, **conv)
 
     if is_integer(attrs["x_dtype"]):
-        xc, wc = _centred(xq, attrs["x_zero_point"], w, attrs["w_zero_point"])
+        xc, wc = _centred(x, attrs, w)
         # zero padding of the centred input is padding q(X) with its zero point, as ONNX's QLinearConv does
         acc = _integer_sum(product, xc, wc, 1, int(np.prod(w.shape[2:])), can_split=conv["group"] == 1)
     else:
-        acc = product(xq.astype(np.float32), w.astype(np.float32))
+        acc = product(_fp8_input(x, attrs), w.astype(np.float32))
     return _epilogue(acc, b, residual, 1, **attrs)
 
 
 @kernel("QGemm", domain=DOMAIN)
 def qgemm(x, w, b=None, **attrs):
     """Quantized x @ W^T: integers summed exactly (float32 chunks of K), float8 in float32."""
-    xq = _input(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
-
     def product(xs, ws):
         return np.matmul(xs, ws.T)
 
     if is_integer(attrs["x_dtype"]):
-        xc, wc = _centred(xq, attrs["x_zero_point"], w, attrs["w_zero_point"])
+        xc, wc = _centred(x, attrs, w)
         acc = _integer_sum(product, xc, wc, -1, 1, can_split=True)
     else:
-        acc = product(xq.astype(np.float32), w.astype(np.float32))
+        acc = product(_fp8_input(x, attrs), w.astype(np.float32))
     return _epilogue(acc, b, None, -1, **attrs)
