@@ -148,7 +148,7 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer) -> tupl
     build_s = time.perf_counter() - t0
     log(f"  workbench build {build_s:.1f} s; tactics {histogram(engine.tactics.values())}")
     warm_s = None
-    if args.warm_rebuild:
+    if args.warm_rebuild and batch >= 64:  # the cache matters for the big builds
         t0 = time.perf_counter()
         wb.build(net, wb.BuilderConfig(**cfg))
         warm_s = time.perf_counter() - t0
@@ -237,6 +237,8 @@ def main(argv=None) -> int:
     p.add_argument("--warm-rebuild", action="store_true", help="rebuild each engine with the warm timing cache")
     p.add_argument("--profile", action="store_true", help="per-layer profile of each workbench engine")
     p.add_argument("--compile-max-batch", type=int, default=1 << 30, help="skip torch.compile above this batch")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="seconds after which torch.compile (the slowest mode to prepare) is skipped")
     p.add_argument("--out", default=None, help="JSON file for all numbers")
     p.add_argument("--results-md", default=None, help="append the dated table to this markdown file")
     args = p.parse_args(argv)
@@ -246,6 +248,7 @@ def main(argv=None) -> int:
     card = card_name(args.device)
     log(f"card: {card}; torch {torch.__version__}; modes {modes}; precision {args.precision}")
     rows, extras = [], {}
+    started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="wb-bench-"))
     models: dict = {}
     for name, batch in parse_cases(args.cases):
@@ -260,7 +263,10 @@ def main(argv=None) -> int:
         log(f"{name} batch {batch}")
         gen = torch.Generator(device=args.device).manual_seed(int(time.time()))
         feeds_list = [tm.inputs(name, batch, args.seq, args.device, gen) for _ in range(INPUT_SETS)]
-        want = [m for m in modes if not (m.startswith("torch-compile") and batch > args.compile_max_batch)]
+        late = args.deadline is not None and time.perf_counter() - started > args.deadline
+        want = [m for m in modes if not (m.startswith("torch-compile") and (batch > args.compile_max_batch or late))]
+        if late and "torch-compile-fp16" in modes:
+            log("  torch.compile skipped: past the --deadline")
         try:
             trows, ref = torch_modes(model, name, batch, feeds_list, args, timer, want)
             rows.extend(trows.values())

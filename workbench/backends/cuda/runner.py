@@ -8,6 +8,7 @@ kernel is capturable), and later runs only copy the inputs in and replay it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 
@@ -19,7 +20,6 @@ from ..cpu.evaluate import resolve
 from .device import Device, Shared, cp, device_dtype, info, is_device, to_device, to_host
 from .site import make_site
 from .tactics import TACTICS, load_all
-from .timing import capture
 
 _SHARED_LOCK = threading.Lock()
 
@@ -41,11 +41,24 @@ class Step:
         self.precision, self.out_dtypes, self.free = precision, out_dtypes, free
 
 
-class Captured:
-    """A CUDA graph of the whole network at one input signature, with its static buffers."""
+class Replay(Exception):
+    """A captured run no longer matches (an eager step gave other shapes or host values): run eagerly."""
 
-    def __init__(self, graph, inputs: dict, outputs: dict, pool):
-        self.graph, self.inputs, self.outputs, self.pool = graph, inputs, outputs, pool
+
+class Captured:
+    """The network at one input signature as CUDA graphs, with the steps that cannot be captured between.
+
+    parts: ("graph", graph) or ("eager", kernel, args, outs): an eager step reruns on the very arrays it
+    saw at capture time and its results are copied into the capture-time outputs, which the following
+    graphs read. With every kernel capturable this is one graph for the whole network.
+    """
+
+    def __init__(self, parts: list, inputs: dict, outputs: dict, pool):
+        self.parts, self.inputs, self.outputs, self.pool = parts, inputs, outputs, pool
+
+    @property
+    def graphs(self) -> int:
+        return sum(1 for p in self.parts if p[0] == "graph")
 
     def replay(self, feeds: dict, stream) -> dict:
         for name, value in feeds.items():
@@ -53,8 +66,25 @@ class Captured:
                 self.inputs[name][...] = value
             else:  # straight from the host into the graph's input buffer
                 self.inputs[name].set(np.ascontiguousarray(value, dtype=self.inputs[name].dtype), stream)
-        self.graph.launch(stream)
+        for part in self.parts:
+            if part[0] == "graph":
+                part[1].launch(stream)
+            else:
+                _, kernel, args, outs = part
+                for new, old in zip(kernel(args), outs):
+                    _refill(old, new)
         return {n: o.copy() if is_device(o) else o for n, o in self.outputs.items()}
+
+
+def _refill(old, new) -> None:
+    if old is None or new is None:
+        return
+    if tuple(old.shape) != tuple(new.shape) or is_device(old) != is_device(new):
+        raise Replay("an uncaptured step changed its output's shape")
+    if is_device(old):
+        old[...] = new
+    elif not np.array_equal(old, new):
+        raise Replay("an uncaptured step produced other host values than at capture")
 
 
 class HostView(dict):
@@ -181,27 +211,64 @@ class Runner:
             if entry is None and sig in self.seen:
                 entry = self.graphs[sig] = self._capture(self._stage(feeds)) or False
             if entry:
-                return entry.replay(feeds, self.dev.stream)
+                try:
+                    return entry.replay(feeds, self.dev.stream)
+                except Replay as e:
+                    self.notes.append(f"CUDA graphs dropped for {sig}: {e}")
+                    self.graphs[sig] = False
             self.seen.add(sig)
         return self._forward(self._env(self._stage(feeds)), on_layer)
 
     def _capture(self, dev_feeds: dict):
-        """A Captured graph for this input signature, or None (with a note) when it cannot be captured."""
-        pool = cp.cuda.MemoryPool()  # the graph's own memory: nothing else may reuse its addresses
+        """A Captured run for this input signature, or None (with a note) when nothing can be captured."""
+        pool = cp.cuda.MemoryPool()  # the graphs' own memory: nothing else may reuse its addresses
+        stream = self.dev.stream
         with self.dev.active(pool):
             static = {n: a.copy() for n, a in dev_feeds.items()}
             used: list = []
             self._forward(self._env(static), used=used)  # prepares every kernel and warms the pool
-            unsafe = sorted({k.label for k in used if not k.graph_safe})
-            if unsafe:
-                self.notes.append(f"no CUDA graph: tactics {unsafe} cannot be captured; running eagerly")
+            if not any(k.graph_safe for k in used):
                 return None
+            env, parts, open_ = self._env(static), [], False
             try:
-                graph, outs = capture(self.dev.stream, lambda: self._forward(self._env(static)))
+                for i, step in enumerate(self.steps):
+                    args = [env[n] if n else None for n in step.layer.inputs]
+                    kernel = self._kernel(i, args)
+                    if kernel.graph_safe and not open_:
+                        stream.begin_capture()
+                        open_ = True
+                    elif not kernel.graph_safe and open_:
+                        parts.append(("graph", self._end_segment(stream)))
+                        open_ = False
+                    outs = kernel(args)
+                    if not kernel.graph_safe:
+                        parts.append(("eager", kernel, args, outs))
+                    for name, value in zip(step.layer.outputs, outs):
+                        if name:
+                            env[name] = value
+                    for name in step.free:
+                        env.pop(name, None)
+                if open_:
+                    parts.append(("graph", self._end_segment(stream)))
+                    open_ = False
             except Exception as e:  # noqa: BLE001
+                if open_:
+                    with contextlib.suppress(Exception):
+                        stream.end_capture()
                 self.notes.append(f"no CUDA graph: capture failed ({type(e).__name__}: {e}); running eagerly")
                 return None
-        return Captured(graph, static, outs, pool)
+            outputs = {n: env[n] for n in self.outputs}
+        eager = sorted({p[1].label for p in parts if p[0] == "eager"})
+        if eager:
+            self.notes.append(f"CUDA graphs with {len(eager)} uncaptured tactic(s) between them: {eager}")
+        return Captured(parts, static, outputs, pool)
+
+    @staticmethod
+    def _end_segment(stream):
+        """End the open capture and launch it, so the eager step after it sees computed data."""
+        graph = stream.end_capture()
+        graph.launch(stream)
+        return graph
 
     def _final(self, name: str, value, device: bool):
         want = self.out_dtypes[name]
@@ -269,5 +336,5 @@ class Runner:
                 "activations_bytes": int(self.dev.pool.total_bytes() - workspace + graphs),
                 "workspace_bytes": int(workspace),
                 "planned_arena_bytes": int(getattr(self.engine.memory, "arena_bytes", 0)),
-                "cuda_graphs": sum(1 for e in self.graphs.values() if e),
+                "cuda_graphs": sum(e.graphs for e in self.graphs.values() if e),
                 "device_used_bytes": int(total - free), "device_total_bytes": int(total)}

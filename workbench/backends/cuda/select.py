@@ -175,7 +175,8 @@ class Search:
                 best = (0.0, tac, params, outs)
                 break
             try:
-                ms, safe = measure(kernel, args, self.dev, self.cfg.timing_iterations)
+                iters = 1 if tac.name == "host" else self.cfg.timing_iterations  # host copies are slow to time
+                ms, safe = measure(kernel, args, self.dev, iters)
             except Exception as e:  # noqa: BLE001
                 excluded[lab] = f"timing failed: {_short(e)}"
                 continue
