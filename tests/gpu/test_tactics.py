@@ -12,6 +12,8 @@ import pytest
 from tests.gpu.helpers import (TOLERANCE, NotApplicable, activation, conv2d, layernorm, rel_l2, rounded,
                                run_tactic, softmax)
 
+# (the pooling tactics are covered end to end by the zoo-model parity tests in test_runtime.py)
+
 pytestmark = pytest.mark.gpu
 PRECISIONS = ["fp32", "tf32", "fp16", "bf16"]
 
@@ -122,11 +124,34 @@ def test_gemm(tactic, case, precision):
     _check(tactic, "FusedMatMul", [a, w, bias], attrs, precision, ref, domain="workbench", const=(1, 2))
 
 
-def test_batched_matmul_of_two_activations():
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16"])
+@pytest.mark.parametrize("tactic", ["cublas", "nvmath"])
+def test_batched_matmul_of_two_activations(tactic, precision):
     g = rng()
     a = g.standard_normal((2, 4, 16, 8)).astype(np.float32)
-    b = g.standard_normal((2, 4, 8, 16)).astype(np.float32)
-    _check("cublas", "MatMul", [a, b], {}, "fp16", rounded(a, "fp16") @ rounded(b, "fp16"), const=())
+    b = g.standard_normal((2, 4, 8, 16)).astype(np.float32).transpose(0, 1, 3, 2).copy().transpose(0, 1, 3, 2)
+    ref = rounded(a, precision) @ rounded(np.ascontiguousarray(b), precision)
+    _check(tactic, "MatMul", [a, b], {}, precision, ref, const=())
+
+
+@pytest.mark.parametrize("tactic", ["cublas", "nvmath"])
+def test_fused_matmul_with_an_activation_cublaslt_lacks(tactic):
+    g = rng()
+    a = g.standard_normal((2, 5, 32)).astype(np.float32)
+    w = (g.standard_normal((32, 24)) / 6).astype(np.float32)
+    bias = g.standard_normal(24).astype(np.float32)
+    attrs = {"activation": "Gelu", "activation_alpha": None, "activation_beta": None}
+    ref = activation("Gelu", rounded(a, "fp16") @ rounded(w, "fp16") + rounded(bias, "fp16"))
+    _check(tactic, "FusedMatMul", [a, w, bias], attrs, "fp16", ref, domain="workbench", const=(1, 2))
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_gather_on_the_device(axis):
+    g = rng()
+    data = g.standard_normal((50, 12)).astype(np.float32)
+    idx = g.integers(-12, 12, (3, 4)).astype(np.int64)
+    ref = np.take(data, np.where(idx < 0, idx + data.shape[axis], idx), axis=axis).astype(np.float64)
+    _check("take", "Gather", [data, idx], {"axis": axis}, "fp32", ref, const=(0,))
 
 
 # ------------------------------------------------------------------------------- pointwise

@@ -128,20 +128,29 @@ _EPILOGS = {(False, None): None, (True, None): "BIAS", (False, "Relu"): "RELU", 
             (False, "GeluTanh"): "GELU", (True, "GeluTanh"): "GELU_BIAS"}
 
 
-def _nvmath_epilog(site):
-    act = _act(site)[0]
+def _nvmath_plan(site) -> tuple:
+    """(cuBLASLt epilog name or None, activation left for a generated kernel or None)."""
+    act, alpha, beta = _act(site)
     act = {"FastGelu": "GeluTanh"}.get(act, act)
-    if act == "Gelu" and site.attrs.get("approximate") == "tanh":
-        act = "GeluTanh"
-    return _EPILOGS.get((_bias_index(site) is not None, act), "unsupported")
+    bias = _bias_index(site) is not None
+    if (bias, act) in _EPILOGS:
+        return _EPILOGS[(bias, act)], None
+    return _EPILOGS[(bias, None)], act
+
+
+def _batched(site) -> bool:
+    """A (..., M, K) @ B (..., K, N) with the same batch dims: one strided-batched product."""
+    a, b = site.shape(0), site.shape(1)
+    return len(a) == len(b) >= 3 and a[:-2] == b[:-2]
 
 
 @tactic("nvmath", ops=GEMM_OPS, precisions=("fp32", "tf32", "fp16"), rank=20)
 class Nvmath:
-    """cuBLASLt through nvmath-python with bias / ReLU / GELU(tanh) fused as epilogues.
+    """cuBLASLt through nvmath-python, capturable into CUDA graphs (CuPy's own cuBLAS calls are not).
 
-    Y (M, N) = X (M, K) · W (K, N) + bias is computed as Yᵀ = Wᵀ Xᵀ, so the bias runs along the rows
-    of the problem as cuBLASLt wants and the column-major result is Y in row-major order.
+    With a 2-D weight, Y (M, N) = X (M, K) W (K, N) + bias is computed as Yᵀ = Wᵀ Xᵀ so that bias,
+    ReLU and GELU(tanh) run as cuBLASLt epilogues; other activations follow in one generated kernel.
+    Products of two activations with equal batch dims run as one strided-batched matmul.
     """
 
     @staticmethod
@@ -154,14 +163,14 @@ class Nvmath:
         ta, tb, alpha, beta = _gemm_attrs(site)
         if ta or alpha != 1.0 or beta != 1.0:
             return "transA / alpha / beta are not handled"
+        if _batched(site):
+            return None
         if len(site.shape(1)) != 2 or len(site.shape(0)) < 2:
-            return "needs X (..., K) and a 2-D W"
+            return "needs X (..., K) with a 2-D W, or equal batch dims"
         n = site.shape(1)[0 if tb else 1]
         bias = _bias_index(site)
         if bias is not None and int(np.prod(site.shape(bias))) != n:
             return "the bias is not a vector of the output width"
-        if _nvmath_epilog(site) == "unsupported":
-            return "activation not available as a cuBLASLt epilogue"
         return None
 
     @staticmethod
@@ -170,50 +179,90 @@ class Nvmath:
 
     @staticmethod
     def prepare(site, params, dev):
-        nvmath = library("nvmath")
-        adv = nvmath.linalg.advanced
-        dtype = compute_dtype(site)
-        _, tb, _, _ = _gemm_attrs(site)
-        bias = _bias_index(site)
-        xs = site.shape(0)
-        k = xs[-1]
-        m = int(np.prod(xs[:-1]))
-        compute = nvmath.linalg.ComputeType.COMPUTE_32F_FAST_TF32 if site.precision == "tf32" else None
-        options = {"compute_type": compute} if compute is not None else None
-        epilog_name = _nvmath_epilog(site)
+        return (_prepare_batched if _batched(site) else _prepare_weight)(site, params, dev)
 
-        def weight_t(w):  # W' transposed: (N, K) row-major
-            w = _operand(w, dtype, site.precision)
-            return cp.ascontiguousarray(w if tb else w.T)
 
-        def vector(b):
-            return cp.ascontiguousarray(_operand(b, dtype, site.precision).reshape(-1))
+def _options(site):
+    nvmath = library("nvmath")
+    if site.precision == "tf32":
+        return {"compute_type": nvmath.linalg.ComputeType.COMPUTE_32F_FAST_TF32}
+    return None
 
-        state = {}
 
-        def setup(wt, xt, bvec):
-            mm = adv.Matmul(wt, xt, options=options, stream=dev.stream)
-            inputs = {"bias": bvec} if bvec is not None else None
-            epilog = getattr(adv.MatmulEpilog, epilog_name) if epilog_name else None
-            algos = mm.plan(epilog=epilog, epilog_inputs=inputs, stream=dev.stream)
-            index = int(params.get("algo", 0))
+class _Plan:
+    """An nvmath Matmul made on first use (operands bound), re-pointed at new operands afterwards."""
+
+    def __init__(self, site, params, dev, epilog: str | None):
+        self.site, self.params, self.dev, self.epilog, self.mm = site, params, dev, epilog, None
+
+    def __call__(self, a, b, bias=None):
+        adv = library("nvmath").linalg.advanced
+        inputs = {"bias": bias} if bias is not None else None
+        stream = self.dev.stream
+        if self.mm is None:
+            mm = adv.Matmul(a, b, options=_options(self.site), stream=stream)
+            epilog = getattr(adv.MatmulEpilog, self.epilog) if self.epilog else None
+            algos = mm.plan(epilog=epilog, epilog_inputs=inputs, stream=stream)
+            index = int(self.params.get("algo", 0))
             if index >= len(algos):
                 raise RuntimeError(f"cuBLASLt offers {len(algos)} algorithm(s), no algorithm {index}")
-            state.update(mm=mm, algo=algos[index])
+            self.mm, self.algo = mm, algos[index]
+        else:
+            self.mm.reset_operands(a=a, b=b, epilog_inputs=inputs, stream=stream)
+        return self.mm.execute(algorithm=self.algo, stream=stream)
 
-        def run(args):
-            wt = dev.derive(args[1], ("nvmath-w", dtype.str, site.precision, tb), weight_t, site.const[1])
-            x = _operand(args[0], dtype, site.precision)
-            xt = cp.ascontiguousarray(x).reshape(m, k).T
-            bvec = dev.derive(args[bias], ("nvmath-b", dtype.str, site.precision), vector, site.const[bias]) \
-                if bias is not None else None
-            if "mm" not in state:
-                setup(wt, xt, bvec)
-            else:
-                state["mm"].reset_operands(a=wt, b=xt, epilog_inputs={"bias": bvec} if bvec is not None else None,
-                                           stream=dev.stream)
-            r = state["mm"].execute(algorithm=state["algo"], stream=dev.stream)
-            y = r.T.reshape(*xs[:-1], wt.shape[0])
-            return [store(y, site.outputs[0])]
 
-        return Kernel(run, label=f"nvmath:{epilog_name or 'none'}")
+def _post(site, act, dtype):
+    """The generated kernel applying what cuBLASLt did not (activation, storage cast), or None."""
+    a = _act(site)
+    node = act_node(act, a[1], a[2], ["in", 0])
+    if node == ["in", 0] and dtype.name == site.outputs[0]:
+        return None
+    return {"expr": node, "inputs": [dtype.name], "output": site.outputs[0], "round": None}
+
+
+def _prepare_weight(site, params, dev):
+    dtype = compute_dtype(site)
+    _, tb, _, _ = _gemm_attrs(site)
+    bias = _bias_index(site)
+    xs = site.shape(0)
+    k, m = xs[-1], int(np.prod(xs[:-1]))
+    epilog, act = _nvmath_plan(site)
+    post = _post(site, act, dtype)
+    plan = _Plan(site, params, dev, epilog)
+
+    def weight_t(w):  # W' transposed: (N, K) row-major
+        w = _operand(w, dtype, site.precision)
+        return cp.ascontiguousarray(w if tb else w.T)
+
+    def vector(b):
+        return cp.ascontiguousarray(_operand(b, dtype, site.precision).reshape(-1))
+
+    def run(args):
+        wt = dev.derive(args[1], ("nvmath-w", dtype.str, site.precision, tb), weight_t, site.const[1])
+        xt = cp.ascontiguousarray(_operand(args[0], dtype, site.precision)).reshape(m, k).T
+        bvec = dev.derive(args[bias], ("nvmath-b", dtype.str, site.precision), vector, site.const[bias]) \
+            if bias is not None else None
+        y = plan(wt, xt, bvec).T.reshape(*xs[:-1], wt.shape[0])
+        return [run_pointwise(post, [y]) if post else y]
+
+    return Kernel(run, label=f"nvmath:{epilog or 'none'}{'+' + act if act else ''}")
+
+
+def _prepare_batched(site, params, dev):
+    dtype = compute_dtype(site)
+    a_shape, b_shape = site.shape(0), site.shape(1)
+    m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
+    bias = _bias_index(site)
+    act = _act(site)[0]
+    recipe = _epilogue(site, dtype.name, dtype.name if bias is not None else None)
+    plan = _Plan(site, params, dev, None)
+
+    def run(args):
+        a = cp.ascontiguousarray(_operand(args[0], dtype, site.precision)).reshape(-1, m, k)
+        b = cp.ascontiguousarray(_operand(args[1], dtype, site.precision)).reshape(-1, k, n)
+        y = plan(a, b).reshape(*a_shape[:-2], m, n)
+        extras = [_operand(args[bias], dtype, site.precision)] if bias is not None else []
+        return [run_pointwise(recipe, [y, *extras]) if recipe else y]
+
+    return Kernel(run, label=f"nvmath:batched{'+' + act if act else ''}")

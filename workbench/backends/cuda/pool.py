@@ -1,4 +1,5 @@
-"""Pooling tactics: one generated kernel per 2-D MaxPool / AveragePool, CuPy reductions for global pools.
+"""Pooling and lookup tactics: a generated kernel per 2-D MaxPool / AveragePool, CuPy reductions for
+global pools, cupy.take for Gather.
 
 The window kernel reads the input in its physical layout (channels-last views from convolutions, or
 plain NCHW) and writes channels-last, so a pool between two convolutions costs no layout copy.
@@ -12,6 +13,7 @@ import numpy as np
 
 from .conv import _pads_for
 from .device import cp
+from .site import store
 from .tactics import Kernel, ops, tactic
 
 _KERNELS: dict = {}
@@ -136,3 +138,36 @@ class GlobalPool:
             return [y.astype(x.dtype, copy=False)]
 
         return Kernel(run, label="reduce")
+
+
+@tactic("take", ops=ops("Gather"), precisions=("fp32", "tf32", "fp16", "bf16", "int8", "fp8"), rank=20)
+class Take:
+    """Gather as cupy.take on the device (embedding lookups), negative indices wrapped as ONNX says."""
+
+    @staticmethod
+    def check(site):
+        if not site.present(0) or site.inputs[0][2] != "device" or not site.shape(0):
+            return "data must be a device tensor"
+        if site.dtype(1) not in ("int32", "int64"):
+            return "indices must be int32/int64"
+        if site.on_host(1) and not site.const[1]:
+            return "computed host indices"
+        return None
+
+    @staticmethod
+    def prepare(site, params, dev):
+        rank = len(site.shape(0))
+        axis = int(site.attrs.get("axis", 0) or 0)
+        axis = axis + rank if axis < 0 else axis
+        n = site.shape(0)[axis]
+
+        def indices(i):
+            i = cp.asarray(i)
+            return cp.where(i < 0, i + n, i)
+
+        def run(args):
+            idx = dev.derive(args[1], ("take-idx", n), indices, site.const[1]) if not site.on_host(1) \
+                else dev.cached(("take-host-idx", args[1].shape, args[1].tobytes()), lambda: indices(args[1]))
+            return [store(cp.take(args[0], idx, axis=axis), site.outputs[0])]
+
+        return Kernel(run, label="take")

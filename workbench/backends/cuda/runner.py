@@ -258,6 +258,7 @@ class Runner:
                 self.notes.append(f"no CUDA graph: capture failed ({type(e).__name__}: {e}); running eagerly")
                 return None
             outputs = {n: env[n] for n in self.outputs}
+        self.dev.pool.free_all_blocks()  # the eager runs' activations: from now on the graphs' pool holds them
         eager = sorted({p[1].label for p in parts if p[0] == "eager"})
         if eager:
             self.notes.append(f"CUDA graphs with {len(eager)} uncaptured tactic(s) between them: {eager}")

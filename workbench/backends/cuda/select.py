@@ -29,6 +29,8 @@ CHEAP_COST = 1e9          # layers up to this work get a host (CPU-kernel) refer
 CHEAP_ELEMENTS = 1 << 24  # ... and up to this many input elements
 BUILD_TOLERANCE_SCALE = 3.0  # GPU vs CPU float32 summation orders differ; tests use the strict bound
 FALLBACKS = ("generic", "host")
+# Without a host reference the first candidate that runs is the reference: let it be a vendor library.
+REFERENCE_FIRST = ("cublas", "cudnn")
 
 
 def select(net, precisions: dict, cfg, log: dict) -> dict:
@@ -153,6 +155,8 @@ class Search:
     def search(self, layer, site, args) -> tuple:
         cands, excluded = candidates_for(site, self.level)
         ref, trusted = self._reference(layer, site, args, excluded)
+        if ref is None:
+            cands.sort(key=lambda c: c[0].name not in REFERENCE_FIRST)
         timings, best = {}, None
         for tac, params in cands:
             lab = label(tac.name, params)

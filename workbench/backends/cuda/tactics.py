@@ -57,7 +57,10 @@ class Tactic:
         return fn(site, level) if fn else [{}]
 
     def prepare(self, site, params: dict, dev) -> Kernel:
-        return self.impl.prepare(site, params, dev)
+        kernel = self.impl.prepare(site, params, dev)
+        if params.get("graph_safe") is False:  # the build saw its capture fail: run it between graphs
+            kernel.graph_safe = False
+        return kernel
 
 
 TACTICS: dict[str, Tactic] = {}
