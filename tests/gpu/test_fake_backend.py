@@ -64,7 +64,7 @@ def test_build_and_run_on_the_fallback_tactics(fake_cuda, tmp_path, precision):
     assert "nvrtc" in str(engine.report["excluded"])  # NVRTC failed in the fake: dropped with a reason
     assert "timing failed" not in str(engine.report["excluded"])
     assert all("generic" in t for t in engine.report["timings"].values())
-    assert engine.report["tactic_params"].keys() == engine.tactics.keys()
+    assert engine.tactic_params.keys() == engine.tactics.keys()
     x = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
     ctx = engine.create_execution_context()
     out = ctx.execute({"x": x})["relu_out"]

@@ -123,7 +123,7 @@ class Runner:
     @staticmethod
     def _steps(engine) -> list:
         net = engine.network
-        params = engine.tactic_params or engine.report.get("tactic_params", {})
+        params = engine.tactic_params
         keep = set(net.outputs) | set(net.inputs) | set(net.weights)
         last_use = {n: i for i, layer in enumerate(net.layers) for n in layer.inputs if n}
         steps = []

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from ...builder.build import _storage_dtypes, _stored_weights
+from ...builder.precision import storage_dtypes, stored_weights
 from ...builder.profiles import resolve_profiles
 from ...dtypes import np_dtype
 from ...errors import BuildError, WorkbenchError
@@ -67,8 +67,8 @@ class Search:
     def __init__(self, net, precisions: dict, cfg, log: dict):
         load_all()
         self.net, self.precisions, self.cfg, self.log = net, precisions, cfg, log
-        self.storage = _storage_dtypes(net, precisions)
-        self.shared = Shared(_stored_weights(net, precisions))
+        self.storage = storage_dtypes(net, precisions)
+        self.shared = Shared(stored_weights(net, precisions))
         self.dev = Device(self.shared)
         self.dev.workspace_limit = cfg.workspace
         self.cache = TimingCache(cfg.timing_cache or default_path(), device_key())
