@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....ir.opdefs.quantize import numpy_dtype
+from ....ir.onnx_dtypes import numpy_dtype
 from ..registry import kernel
 from ..windowing import compute_dtype
 

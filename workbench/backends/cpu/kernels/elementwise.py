@@ -12,7 +12,8 @@ import ml_dtypes
 import numpy as np
 
 from ....errors import UnsupportedError
-from ....ir.opdefs.elementwise import UNARY_MATH, dtype_of_code
+from ....ir.onnx_dtypes import numpy_dtype
+from ....ir.opdefs.elementwise import UNARY_MATH
 from ..registry import kernel
 
 NARROW_FLOATS = frozenset({
@@ -241,7 +242,7 @@ def to_e8m0(x: np.ndarray, saturate=1, round_mode: str = "up") -> np.ndarray:
 
 @kernel("Cast")
 def cast(x: np.ndarray, *, to, saturate=1, round_mode="up") -> np.ndarray:
-    return cast_to(x, np.dtype(dtype_of_code(to, "Cast")), saturate, round_mode)
+    return cast_to(x, numpy_dtype(to, "Cast 'to'"), saturate, round_mode)
 
 
 @kernel("CastLike")
