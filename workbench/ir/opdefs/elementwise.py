@@ -1,4 +1,4 @@
-"""Shape rules of elementwise math: unary functions, arithmetic, variadic ops and Cast.
+"""Shape rules of elementwise math: unary functions, arithmetic, variadic ops, Cast and BitCast.
 
 Arithmetic on shape tensors keeps their symbolic value, so that torch's
 `Shape -> Gather -> Mul -> Concat -> Reshape` chains give exact shapes:
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...dtypes import itemsize
 from ...errors import ShapeError
 from .. import dims
 from ..ops import Info, op
@@ -139,3 +140,13 @@ def cast(x: Info, *, to, saturate, round_mode) -> Info:
 @op("CastLike", since=15, saturate=1, round_mode="up")
 def cast_like(x: Info, target: Info, *, saturate, round_mode) -> Info:
     return Info(target.dtype, x.shape)
+
+
+@op("BitCast", since=26, to=None)
+def bit_cast(x: Info, *, to) -> Info:
+    """The same bits read as dtype `to`, which must be as wide as x's dtype; same shape."""
+    dtype = dtype_name(to, "BitCast 'to'")
+    if itemsize(dtype) != itemsize(x.dtype):
+        raise ShapeError(f"BitCast: {x.dtype} ({itemsize(x.dtype) * 8} bits) and {dtype} "
+                         f"({itemsize(dtype) * 8} bits) differ in width; BitCast needs equal widths")
+    return Info(dtype, x.shape)
