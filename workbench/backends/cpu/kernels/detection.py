@@ -17,34 +17,36 @@ def corners(boxes: np.ndarray, center_point_box: int) -> tuple:
     return np.minimum(y1, y2), np.minimum(x1, x2), np.maximum(y1, y2), np.maximum(x1, x2)
 
 
-def iou_matrix(boxes: np.ndarray, center_point_box: int) -> np.ndarray:
-    """Pairwise intersection over union of (n, 4) boxes; 0 where boxes do not overlap or are empty."""
-    y0, x0, y1, x1 = corners(boxes.astype(np.float64), center_point_box)
-    inter_h = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
-    inter_w = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
+def iou_with(box: int, y0, x0, y1, x1) -> np.ndarray:
+    """Intersection over union of box `box` with every box (corner arrays); 0 where boxes do not
+    overlap or either is empty."""
+    inter_h = np.minimum(y1[box], y1) - np.maximum(y0[box], y0)
+    inter_w = np.minimum(x1[box], x1) - np.maximum(x0[box], x0)
     inter = np.where((inter_h > 0) & (inter_w > 0), inter_h * inter_w, 0.0)
     area = (y1 - y0) * (x1 - x0)
-    union = area[:, None] + area[None] - inter
-    ok = (inter > 0) & (area[:, None] > 0) & (area[None] > 0) & (union > 0)
+    union = area[box] + area - inter
+    ok = (inter > 0) & (area[box] > 0) & (area > 0) & (union > 0)
     return np.where(ok, inter / np.where(ok, union, 1.0), 0.0)
 
 
 def select_boxes(boxes: np.ndarray, scores: np.ndarray, limit: int, iou_threshold: float, score_threshold,
                  center_point_box: int) -> list:
-    """Greedy NMS of one class: indices of kept boxes, best score first (ties: lower index first)."""
+    """Greedy NMS of one class: indices of kept boxes, best score first (ties: lower index first).
+
+    Memory stays linear in the number of boxes: one IoU row per kept box, not a full IoU matrix.
+    """
     candidates = np.arange(scores.shape[0])
     if score_threshold is not None:
         candidates = candidates[scores > score_threshold]
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
-    iou = iou_matrix(boxes[order], center_point_box)
-    suppressed = np.zeros(order.shape[0], bool)
+    box_corners = corners(boxes[order].astype(np.float64), center_point_box)
+    alive = np.ones(order.shape[0], bool)
     kept = []
-    for i in range(order.shape[0]):  # inherently sequential: each choice suppresses later boxes
-        if len(kept) >= limit:
-            break
-        if not suppressed[i]:
-            kept.append(int(order[i]))
-            suppressed |= iou[i] > iou_threshold
+    while len(kept) < limit and alive.any():  # each choice suppresses the boxes it overlaps
+        best = int(np.argmax(alive))  # the best-scoring box still alive
+        kept.append(int(order[best]))
+        alive &= ~(iou_with(best, *box_corners) > iou_threshold)
+        alive[best] = False
     return kept
 
 
