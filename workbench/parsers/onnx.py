@@ -94,6 +94,9 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
         raise ParseError(f"{where}: uses ONNX opset {opset}, newer than this onnx ({newest}); upgrade onnx")
+    if opset == 0:
+        raise ParseError(f"{where}: imports no ai.onnx opset (only {sorted(opsets)}); workbench reads models of "
+                         f"the default ONNX domain, with plugins for custom ops")
     if opset < MIN_OPSET:
         raise ParseError(f"{where}: uses ONNX opset {opset}; workbench reads opset {MIN_OPSET} and newer — "
                          f"convert it with onnx.version_converter")
