@@ -192,6 +192,7 @@ class Workbench:
         s.observe(lambda _: self._status_changed(), ["message", "error"])
         s.observe(lambda _: self._results_changed(), "results")
         s.observe(lambda _: self._layers_changed(), "layers")
+        s.observe(lambda ch: self._selection_changed(ch.new), "selected")
 
     def _show_export(self, files: list) -> None:
         self.views.exported.value = "".join(f"<div><code>{html.escape(f)}</code></div>" for f in files)
@@ -208,6 +209,10 @@ class Workbench:
         v.selected.value = selected if selected in s.builds else None
         self._stale |= {title for title, (_, frame) in RESULT_PLOTS.items() if frame != "layers"}
         self._render_visible()
+
+    def _selection_changed(self, build_id: int) -> None:
+        if build_id in dict(self.views.selected.options).values():
+            self.views.selected.value = build_id
 
     def _layers_changed(self) -> None:
         self._stale |= {title for title, (_, frame) in RESULT_PLOTS.items() if frame == "layers"}

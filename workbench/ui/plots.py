@@ -116,7 +116,7 @@ def accuracy(results) -> PlotFigure:
     engines = results[results["kind"] == "engine"] if "kind" in results else results
     if engines.empty or engines["max_abs"].isna().all():
         _empty(fig, right, "")
-        return _empty(fig, left, "no comparison yet: build with a baseline")
+        return _empty(fig, left, "no comparison yet: press Build (with a baseline)")
     errors = np.maximum(_values(engines, "max_abs"), 1e-12)  # exact agreement still shows on a log axis
     left.bar(engines["label"], errors, color=_bar_colors(engines))
     left.set(title="Max |error| vs baseline", yscale="log")
@@ -157,7 +157,7 @@ def pareto(results, x: str = "latency_p50_ms") -> PlotFigure:
     fig, (ax,) = _figure()
     name, error = error_measure(results)
     if results.empty or np.isnan(error).all():
-        return _empty(fig, ax, "no comparison yet: build with a baseline")
+        return _empty(fig, ax, "no comparison yet: press Build (with a baseline)")
     lat = _values(results, x)
     front = results["pareto"].fillna(False).astype(bool).to_numpy() if "pareto" in results \
         else np.zeros(len(results), bool)

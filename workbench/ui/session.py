@@ -244,7 +244,9 @@ class Session(t.HasTraits):
             self.busy, self.task, self.stage = False, "", ""
 
     def _fail(self, action: str, error: Exception) -> None:
-        text = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+        # Our errors and trait checks already say what is wrong and what to do; others get their type too.
+        readable = isinstance(error, (WorkbenchError, t.TraitError))
+        text = str(error) if readable else f"{type(error).__name__}: {error}"
         self.error = f"{action.capitalize()} failed: {text}"
         self.message = ""
 
@@ -322,7 +324,7 @@ class Session(t.HasTraits):
         job.check("the benchmark")
         self._report("comparing with the baseline", BUILD_SHARE + 0.15)
         baseline = self._baseline_runner()
-        compared = adapters.compare(engine, baseline, options["batch"], self.eval_data) if baseline else None
+        compared = None if baseline is None else adapters.compare(engine, baseline, options["batch"], self.eval_data)
         job.check("the comparison")
         self._report("profiling layers", BUILD_SHARE + 0.25)
         layers = adapters.inspect_layers(engine)
@@ -363,11 +365,11 @@ class Session(t.HasTraits):
         row = {"build": build_id, "kind": "engine", "label": f"#{build_id} {options['precision']} b{options['batch']}",
                "precision": options["precision"], "workspace": options["workspace"], "opt_level": options["opt_level"],
                "calibrator": self.calibrated if calibration else None, "build_s": build_s,
-               **adapters.bench_row(bench), **(adapters.compare_row(compared) if compared else {})}
+               **adapters.bench_row(bench), **(adapters.compare_row(compared) if compared is not None else {})}
         row["device"] = engine.backend
         self._builds[build_id] = {"engine": engine, "layers": layers, "calibration": calibration}
+        self.selected = build_id  # before the table changes, so views of the table see the new selection
         self._add_row(row, adapters.latencies(bench))
-        self.selected = build_id
         self.message = (f"Built {row['label']}: {row['throughput']:.0f} inferences/s, p50 {row['latency_p50_ms']:.3f} ms"
                         + (f", top-1 agreement {100 * row['top1_agreement']:.1f} %" if row.get("top1_agreement")
                            is not None else ""))
@@ -422,7 +424,7 @@ class Session(t.HasTraits):
         row = next(r for r in self._rows if r["build"] == build_id)
         plan = Path(path or f"{self.model_name}_{build_id}_{row['precision']}.plan").expanduser()
         if not plan.parent.is_dir():
-            raise WorkbenchError(f"cannot export to {plan}: folder {plan.parent} does not exist; create it or "
+            raise WorkbenchError(f"cannot export to {plan}: {plan.parent} is not an existing folder; create it or "
                                  f"pick another file name")
         stem = plan.with_name(plan.stem)
         engine.save(plan)
