@@ -5,7 +5,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
-from matplotlib.testing.decorators import check_figures_equal
 
 from workbench.ui import plots
 
@@ -43,16 +42,6 @@ def test_throughput_bars_equal_the_data(results):
     assert [t.get_text() for t in ax.get_xticklabels()] == results["label"].tolist()
     colors = [p.get_facecolor() for p in ax.patches]
     assert colors[0] != colors[1]  # the baseline stands apart
-
-
-@check_figures_equal(extensions=["png"])
-def test_throughput_is_a_plain_bar_chart(fig_test, fig_ref, results):
-    two = results.iloc[1:3]
-    drawn = plots.throughput(two).axes[0]
-    ax = fig_test.subplots()
-    ax.bar(two["label"], [p.get_height() for p in drawn.patches])
-    ref = fig_ref.subplots()
-    ref.bar(two["label"], two["throughput"])
 
 
 def test_latency_bars_are_the_percentiles_and_every_sample_is_drawn():

@@ -55,6 +55,21 @@ def _bar_colors(frame) -> list:
     return [COLORS.get(k, COLORS["engine"]) for k in kinds]
 
 
+def labels(frame) -> list:
+    """Row labels: the `label` column (the session's), else runner / precision / batch (a sweep's table)."""
+    if "label" in frame:
+        return [str(v) for v in frame["label"]]
+    parts = [c for c in ("runner", "precision", "batch") if c in frame]
+    return [" ".join(str(v) for v in row) for row in frame[parts].itertuples(index=False)] if parts \
+        else [str(i) for i in frame.index]
+
+
+def _bars(ax, frame, values, **kwargs) -> None:
+    """One bar per row at positions 0..n-1 (rows with equal labels stay apart), labels as ticks."""
+    ax.bar(np.arange(len(frame)), values, **kwargs)
+    ax.set_xticks(np.arange(len(frame)), labels(frame), rotation=30, ha="right")
+
+
 def _values(frame, column: str) -> np.ndarray:
     return frame[column].astype(float).to_numpy() if column in frame else np.full(len(frame), np.nan)
 
@@ -65,9 +80,8 @@ def throughput(results) -> PlotFigure:
     fig, (ax,) = _figure()
     if results.empty:
         return _empty(fig, ax, "no builds yet: press Build")
-    ax.bar(results["label"], _values(results, "throughput"), color=_bar_colors(results))
+    _bars(ax, results, _values(results, "throughput"), color=_bar_colors(results))
     ax.set(title="Throughput", ylabel="inferences / s")
-    ax.tick_params(axis="x", rotation=30)
     return fig
 
 
@@ -76,16 +90,16 @@ def latency(latencies) -> PlotFigure:
     fig, (ax,) = _figure()
     if latencies.empty:
         return _empty(fig, ax, "no latencies yet: press Build")
-    labels = list(dict.fromkeys(latencies["label"]))
+    names = list(dict.fromkeys(latencies["label"]))
     width = 0.8 / len(PERCENTILES)
     rng = np.random.default_rng(0)
-    for i, label in enumerate(labels):
+    for i, label in enumerate(names):
         ms = latencies.loc[latencies["label"] == label, "latency_ms"].astype(float).to_numpy()
         for j, (p, value) in enumerate(zip(PERCENTILES, np.percentile(ms, PERCENTILES))):
             ax.bar(i + (j - 1) * width, value, width, color=f"C{j}", alpha=0.75,
                    label=f"p{p}" if i == 0 else None)
         ax.scatter(i + rng.uniform(-0.4, 0.4, ms.size), ms, s=4, color="black", alpha=0.3, zorder=3)
-    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set(title="Latency distribution", ylabel="ms per inference")
     ax.legend(loc="upper left", fontsize="small")
     return fig
@@ -102,10 +116,9 @@ def memory(results) -> PlotFigure:
     bottom = np.zeros(len(results))
     for j, (column, name) in enumerate(MEMORY_PARTS):
         values = np.nan_to_num(_values(results, column)) / MIB
-        ax.bar(results["label"], values, bottom=bottom, label=name, color=f"C{j}")
+        _bars(ax, results, values, bottom=bottom, label=name, color=f"C{j}")
         bottom += values
     ax.set(title="Memory", ylabel="MiB")
-    ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize="small")
     return fig
 
@@ -118,18 +131,16 @@ def accuracy(results) -> PlotFigure:
         _empty(fig, right, "")
         return _empty(fig, left, "no comparison yet: press Build (with a baseline)")
     errors = np.maximum(_values(engines, "max_abs"), 1e-12)  # exact agreement still shows on a log axis
-    left.bar(engines["label"], errors, color=_bar_colors(engines))
+    _bars(left, engines, errors, color=_bar_colors(engines))
     left.set(title="Max |error| vs baseline", yscale="log")
     measured = "accuracy" if engines["accuracy"].notna().any() else "top1_agreement"
-    right.bar(engines["label"], 100 * _values(engines, measured), color=_bar_colors(engines))
+    _bars(right, engines, 100 * _values(engines, measured), color=_bar_colors(engines))
     baseline = results.loc[results.get("kind") == "baseline", "accuracy"].dropna() if "kind" in results else []
     if measured == "accuracy" and len(baseline):
         right.axhline(100 * float(baseline.iloc[-1]), color=COLORS["baseline"], ls="--", label="baseline")
         right.legend(fontsize="small")
     right.set(title="Top-1 accuracy" if measured == "accuracy" else "Top-1 agreement with baseline",
               ylabel="%", ylim=(0, 105))
-    for ax in (left, right):
-        ax.tick_params(axis="x", rotation=30)
     return fig
 
 
@@ -139,9 +150,8 @@ def efficiency(results) -> PlotFigure:
     values = _values(results, "inferences_per_joule")
     if results.empty or np.isnan(values).all():
         return _empty(fig, ax, "energy not measured on this device\n(needs NVML on an NVIDIA GPU or RAPL counters)")
-    ax.bar(results["label"], np.nan_to_num(values), color=_bar_colors(results))
+    _bars(ax, results, np.nan_to_num(values), color=_bar_colors(results))
     ax.set(title="Efficiency", ylabel="inferences / J")
-    ax.tick_params(axis="x", rotation=30)
     return fig
 
 
@@ -165,7 +175,7 @@ def pareto(results, x: str = "latency_p50_ms") -> PlotFigure:
     ax.scatter(lat[front], error[front], color="#d62728", label="Pareto-optimal", zorder=3)
     order = np.argsort(lat[front])
     ax.plot(lat[front][order], error[front][order], color="#d62728", lw=1)
-    for xi, yi, label in zip(lat, error, results["label"]):
+    for xi, yi, label in zip(lat, error, labels(results)):
         ax.annotate(str(label), (xi, yi), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
     ax.set(title="Latency vs error", xlabel=x.replace("_", " "), ylabel=name)
     ax.legend(fontsize="small")
