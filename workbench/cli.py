@@ -264,18 +264,20 @@ def _stats(value: np.ndarray) -> str:
 def add_inspect_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("plan", help="the plan file to describe")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--profile", action="store_true", help="run the engine to time every layer")
+    p.add_argument("--iterations", type=int, default=10, help="runs per layer timing with --profile")
 
 
 def inspect_command(args) -> int:
     """Describe a plan file: inputs/outputs, layers (type, precision, tactic, fusions), memory."""
     import workbench as wb
 
-    summary = engine_summary(wb.load_plan(args.plan))
+    summary = engine_summary(wb.load_plan(args.plan), args.profile, args.iterations)
     print(json.dumps(summary, indent=1, default=_json_default) if args.json else format_summary(summary))
     return EXIT_OK
 
 
-def engine_summary(engine) -> dict:
+def engine_summary(engine, profile: bool = False, iterations: int = 10) -> dict:
     """A JSON-ready description of an engine: IO with profiles, layer rows, memory plan, build facts."""
     mem = engine.memory
     return {
@@ -284,24 +286,19 @@ def engine_summary(engine) -> dict:
         "inputs": [{"name": s.name, "dtype": s.dtype, "shape": s.shape,
                     "profiles": [list(p[s.name]) for p in engine.profiles if s.name in p]} for s in engine.inputs],
         "outputs": [{"name": s.name, "dtype": s.dtype, "shape": s.shape} for s in engine.outputs],
-        "layers": layer_rows(engine),
+        "layers": layer_rows(engine, profile, iterations),
         "memory": {"activation_bytes": mem.arena_bytes, "without_reuse_bytes": mem.naive_bytes,
                    "weight_bytes": mem.weight_bytes, "io_bytes": mem.io_bytes, "unsized": list(mem.unsized)},
         "build": {"seconds": engine.report.get("build_seconds"), "passes": engine.report.get("passes", {})},
     }
 
 
-def layer_rows(engine) -> list:
-    """Per-layer rows: the tools helper's richer inspection when it is installed, else layer_table()."""
-    try:
-        from .tools.inspect import inspect_engine
-    except ImportError:
-        return engine.layer_table()
-    table = inspect_engine(engine)
-    table = getattr(table, "layers", table)
-    if hasattr(table, "to_dict"):  # a pandas DataFrame
-        return table.to_dict(orient="records")
-    return list(table) if isinstance(table, (list, tuple)) else engine.layer_table()
+def layer_rows(engine, profile: bool = False, iterations: int = 10) -> list:
+    """Per-layer rows of workbench.tools.inspect (measured times too when `profile`)."""
+    from .tools.inspect import inspect_engine
+
+    frame = inspect_engine(engine, profile=profile, iterations=iterations).to_dataframe()
+    return frame.to_dict(orient="records")
 
 
 def format_summary(s: dict) -> str:
@@ -313,7 +310,7 @@ def format_summary(s: dict) -> str:
         lines.append(f"  {t['name']}: {t['dtype']} {_dims(t['shape'])}  profile min/opt/max {ranges}")
     lines.append("outputs:")
     lines += [f"  {t['name']}: {t['dtype']} {_dims(t['shape'])}" for t in s["outputs"]]
-    lines += ["", f"layers ({len(s['layers'])}):", *_table(s["layers"]), "", "memory:"]
+    lines += ["", f"layers ({len(s['layers'])}):", *_table(s["layers"], _COLUMNS), "", "memory:"]
     m = s["memory"]
     lines += [f"  activations {_mib(m['activation_bytes'])} (without reuse {_mib(m['without_reuse_bytes'])}), "
               f"weights {_mib(m['weight_bytes'])}, inputs+outputs {_mib(m['io_bytes'])}"]
@@ -322,26 +319,28 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def _table(rows: list) -> list:
-    """Rows of dicts as aligned text columns (shapes as 1x3x224, lists joined)."""
+def _table(rows: list, columns=None) -> list:
+    """Rows of dicts as aligned text columns (shapes as 1x3x224, lists joined); all keys unless `columns`."""
     if not rows:
         return ["  (none)"]
-    first = [c for c in _FIRST_COLUMNS if c in rows[0]]
-    columns = first + [c for c in rows[0] if c not in first and c != "inputs"]
+    columns = [c for c in (columns or rows[0]) if any(row.get(c) is not None for row in rows)]
     cells = [[_cell(c, row.get(c), row) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     fmt = lambda values: "  " + "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return [fmt(columns), *(fmt(r) for r in cells)]
 
 
-_FIRST_COLUMNS = ("name", "type", "precision", "tactic", "fused")
+_COLUMNS = ("name", "type", "precision", "tactic", "fused", "output_shapes", "flops", "weight_bytes", "time_ms",
+            "share")
 
 
 def _cell(column: str, value, row: dict) -> str:
     if column == "fused" and value == [row.get("name")]:
         return "-"  # a layer that stands only for itself
-    if column == "outputs" and isinstance(value, list):
-        return ", ".join(_dims(shape) for _, shape in value)
+    if column.endswith("_shapes") and isinstance(value, (list, tuple)):
+        return ", ".join(_dims(shape) for shape in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         return "+".join(str(v) for v in value)
     return "" if value is None else str(value)
