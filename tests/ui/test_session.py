@@ -83,7 +83,7 @@ def test_latencies_and_the_selected_engines_layers(built):
     built.select(1)
     assert built.selected == 1 and (built.layers["precision"] == "fp32").all()
     built.select(99)
-    assert "no engine #99" in built.error and built.selected == 1
+    assert "no engine with build id 99" in built.error and built.selected == 1
     built.select(2)
 
 

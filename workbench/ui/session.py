@@ -233,12 +233,15 @@ class Session(t.HasTraits):
 
     def _guarded(self, name: str, fn, job: Job):
         try:
-            return fn(job)
+            value = fn(job)
+            self.progress = 1.0
+            return value
         except CancelledError:
-            self.message = f"{name.capitalize()} cancelled; earlier results are kept."
+            self.message, self.progress = f"{name.capitalize()} cancelled; earlier results are kept.", 0.0
             raise
         except Exception as e:  # noqa: BLE001 - every failure becomes a readable message, never a dead button
             self._fail(name, e)
+            self.progress = 0.0
             raise
         finally:
             self.busy, self.task, self.stage = False, "", ""
@@ -362,7 +365,8 @@ class Session(t.HasTraits):
         build_id = len(self._rows) + (extra is not None)
         if extra is not None:
             self._add_row({**extra[0], "build": build_id - 1}, extra[1])
-        row = {"build": build_id, "kind": "engine", "label": f"#{build_id} {options['precision']} b{options['batch']}",
+        number = len(self._builds) + 1  # engines count 1, 2, 3... (baseline rows have ids but no number)
+        row = {"build": build_id, "kind": "engine", "label": f"#{number} {options['precision']} b{options['batch']}",
                "precision": options["precision"], "workspace": options["workspace"], "opt_level": options["opt_level"],
                "calibrator": self.calibrated if calibration else None, "build_s": build_s,
                **adapters.bench_row(bench), **(adapters.compare_row(compared) if compared is not None else {})}
@@ -370,9 +374,10 @@ class Session(t.HasTraits):
         self._builds[build_id] = {"engine": engine, "layers": layers, "calibration": calibration}
         self.selected = build_id  # before the table changes, so views of the table see the new selection
         self._add_row(row, adapters.latencies(bench))
-        self.message = (f"Built {row['label']}: {row['throughput']:.0f} inferences/s, p50 {row['latency_p50_ms']:.3f} ms"
-                        + (f", top-1 agreement {100 * row['top1_agreement']:.1f} %" if row.get("top1_agreement")
-                           is not None else ""))
+        agreement = row.get("top1_agreement")
+        self.message = (f"Built {row['label']}: {row['throughput']:.0f} inferences/s, "
+                        f"p50 {row['latency_p50_ms']:.3f} ms"
+                        + (f", top-1 agreement {100 * agreement:.1f} %" if agreement is not None else ""))
         return row
 
     def _add_row(self, row: dict, latencies: np.ndarray) -> None:
@@ -391,8 +396,8 @@ class Session(t.HasTraits):
         """The Engine of a build (default: the selected one)."""
         build_id = self.selected if build_id is None else build_id
         if build_id not in self._builds:
-            raise WorkbenchError(f"there is no engine #{build_id}; builds so far: {self.builds or 'none'} "
-                                 f"(press Build first)")
+            raise WorkbenchError(f"there is no engine with build id {build_id}; engines so far: "
+                                 f"{self.builds or 'none'} (press Build first)")
         return self._builds[build_id]["engine"]
 
     @t.observe("selected")
@@ -402,8 +407,10 @@ class Session(t.HasTraits):
 
     def select(self, build_id: int) -> None:
         """Show the per-layer view of a build and export it next."""
-        if build_id not in self._builds:
-            self.error = f"Select failed: there is no engine #{build_id}; builds so far: {self.builds or 'none'}"
+        try:
+            self.engine(build_id)
+        except WorkbenchError as e:
+            self._fail("select", e)
             return
         self.selected = build_id
 
