@@ -68,6 +68,7 @@ class BuilderConfig:
     calibrator: Any = None
     cuda_graph: bool = True
     memory_limit: Any = None  # largest tensor allowed, bytes; None: a fraction of the host's memory
+    cpu_threads: int | None = None  # BLAS threads per CPU execution context; None: the BLAS default
 
     def __post_init__(self):
         self.validate()
@@ -90,6 +91,9 @@ class BuilderConfig:
             raise ConfigError(f"timing_iterations must be a positive int, got {self.timing_iterations!r}")
         if self.builder_optimization_level not in range(6):
             raise ConfigError(f"builder_optimization_level must be 0..5, got {self.builder_optimization_level!r}")
+        if self.cpu_threads is not None and (isinstance(self.cpu_threads, bool) or not isinstance(
+                self.cpu_threads, int) or self.cpu_threads < 1):
+            raise ConfigError(f"cpu_threads must be a positive int or None, got {self.cpu_threads!r}")
         if self.max_batch is not None and (not _is_int(self.max_batch) or self.max_batch < 1):
             raise ConfigError(f"max_batch must be a positive int, got {self.max_batch!r}")
         if not isinstance(self.profiles, (list, tuple)):

@@ -189,6 +189,8 @@ def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, wher
         attrs["_opset"] = opsets.get("", 0)
     if node.op_type == "Split" and domain == "":
         attrs["_num_outputs"] = len(node.output)
+    if node.op_type == "MaxPool" and domain == "":
+        attrs["_indices"] = int(len(node.output) > 1 and bool(node.output[1]))  # indices cost 4x the max
     inputs = list(node.input)
     while inputs and not inputs[-1]:
         inputs.pop()
