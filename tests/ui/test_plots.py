@@ -121,6 +121,14 @@ def test_slowest_layers_are_sorted_with_the_slowest_on_top(layers):
     assert ax.get_yticklabels()[-1].get_text() == "conv2 (Conv)"
 
 
+def test_sensitivity_bars_are_the_drops_worst_on_top():
+    table = pd.DataFrame({"layer": ["c1", "c2", "fc"], "op": ["Conv", "Conv", "Gemm"], "flops": [10, 20, 5],
+                          "score": [98.0, 96.5, 99.0], "score_drop": [1.0, 2.5, 0.0]})
+    ax = plots.sensitivity(table).axes[0]
+    assert [p.get_width() for p in ax.patches] == [0.0, 1.0, 2.5]
+    assert ax.get_yticklabels()[-1].get_text() == "c2 (Conv)"
+
+
 def test_op_histogram_and_layer_compare(layers):
     ops = pd.DataFrame({"op": ["Conv", "Relu", "Gemm"], "count": [3, 3, 1]})
     assert sorted(p.get_width() for p in plots.op_histogram(ops).axes[0].patches) == [1, 3, 3]

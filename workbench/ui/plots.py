@@ -229,6 +229,18 @@ def slowest_layers(layers, n: int = 10) -> PlotFigure:
     return fig
 
 
+def sensitivity(table, n: int = 15) -> PlotFigure:
+    """The score each layer loses when it alone is quantized (wb.quant.sensitivity's table), worst on top."""
+    fig, (ax,) = _figure(height=max(2.5, 0.3 * min(n, len(table))))
+    if table.empty:
+        return _empty(fig, ax, "no quantizable layers")
+    top = table.nlargest(n, "score_drop").iloc[::-1]
+    ax.barh([f"{layer} ({op})" for layer, op in zip(top["layer"], top["op"])], top["score_drop"].to_numpy(),
+            color="#d62728")
+    ax.set(title="Sensitivity: score lost with only this layer quantized", xlabel="score drop")
+    return fig
+
+
 def op_histogram(ops) -> PlotFigure:
     """Layer count per op type of a model; `ops` has columns op and count."""
     fig, (ax,) = _figure(width=4.5, height=max(2.0, 0.25 * len(ops)))
