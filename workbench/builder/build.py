@@ -12,13 +12,14 @@ from .. import __version__
 from ..backends import get_backend
 from ..backends.cpu.precision import storage_dtype, store
 from ..errors import CancelledError, ResourceLimitError
+from ..quant import pipeline as quant
 from ..runtime.engine import Engine
 from .config import BuilderConfig
 from .memory import plan_memory, tensor_bytes
 from .precision import assign_precisions
 from .profiles import resolve_profiles
 
-STAGES = ("validate", "optimize", "profiles", "precisions", "tactics", "memory")
+STAGES = ("validate", "optimize", "calibrate", "profiles", "precisions", "tactics", "memory")
 
 
 class Progress:
@@ -54,10 +55,13 @@ def build(network, config: BuilderConfig | None = None, progress=None, cancel=No
         report["stages"][name] = round(time.perf_counter() - t0, 6)
         return out
 
-    net = stage("validate", lambda: network.copy().validate())
+    net = stage("validate", _validated, network, cfg)
     net, report["passes"] = stage("optimize", optimize, net)
+    calibrating = lambda f: tick("calibrate", (STAGES.index("calibrate") + f) / len(STAGES))  # noqa: E731
+    net, quantized, report["quantization"] = stage("calibrate", quant.lower, net, cfg, calibrating, cancel)
     profiles = stage("profiles", resolve_profiles, net, cfg)
-    precisions = stage("precisions", assign_precisions, net, cfg)
+    precisions = stage("precisions", assign_precisions, net, cfg, set(quantized))
+    precisions.update(quantized)
     log: dict = {"timings": {}, "excluded": {}, "notes": []}
     tactics = stage("tactics", backend.select_tactics, net, precisions, cfg, log)
     report.update(log)
@@ -70,6 +74,13 @@ def build(network, config: BuilderConfig | None = None, progress=None, cancel=No
     report["build_seconds"] = round(time.time() - report.pop("started"), 3)
     return Engine(net, backend.NAME, precisions, tactics, profiles, memory, cfg.to_dict(),
                   backend.device_info(), report, storage_dtypes=storage)
+
+
+def _validated(network, cfg):
+    """A copy of the network, checked, with the calibration data checked against it (before any work)."""
+    net = network.copy().validate()
+    quant.check(net, cfg)
+    return net
 
 
 def _storage_dtypes(net, precisions: dict) -> dict:
