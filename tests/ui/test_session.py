@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +195,14 @@ def test_export_to_a_path_that_cannot_be_written(built, tmp_path, where):
 def test_export_before_any_build(fresh, tmp_path):
     assert fresh.export(tmp_path / "x.plan") == []
     assert "press Build first" in fresh.error
+
+
+def test_the_session_imports_no_widgets_or_plotting():
+    import subprocess
+    import sys
+
+    code = ("import sys, workbench.ui.session, workbench.ui.plots; "
+            "assert 'ipywidgets' not in sys.modules, 'ipywidgets'; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot'")
+    root = str(Path(__file__).resolve().parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": root})

@@ -148,7 +148,7 @@ class Session(t.HasTraits):
         self._lock = threading.Lock()
         self._job: Job | None = None
         self._calibration = None         # (calibrator, cache bytes) of the last calibration
-        self._builds: dict = {}          # build id -> {"engine", "layers", "calibration", "quantized"}
+        self._builds: dict = {}          # build id -> {"engine", "layers", "calibration"}
         self._rows, self._latency_rows = [], []
         self.model_name = self.network.name
         self.summary = adapters.model_summary(self.network)
