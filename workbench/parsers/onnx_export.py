@@ -9,9 +9,6 @@ outputs typed value infos with symbolic dims as dim_params. Layers of workbench'
 """
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,6 +17,7 @@ from onnx import helper, numpy_helper
 from .. import __version__
 from ..dtypes import np_dtype
 from ..errors import UnsupportedError, WorkbenchError
+from ..fileio import atomic_write
 
 
 def to_onnx(net, opset: int | None = None) -> onnx.ModelProto:
@@ -45,17 +43,7 @@ def to_onnx(net, opset: int | None = None) -> onnx.ModelProto:
 def save_onnx(net, path, opset: int | None = None) -> onnx.ModelProto:
     """Write `net` as an ONNX file (atomically) and return the ModelProto."""
     model = to_onnx(net, opset)
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, model.SerializeToString(), "ONNX model")
     return model
 
 

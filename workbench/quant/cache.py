@@ -11,15 +11,14 @@ names; `read_cache` refuses a file made by another calibrator or for another net
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..errors import ConfigError
+from ..errors import ConfigError, WorkbenchError
+from ..fileio import atomic_write
 
 MAGIC = "workbench-calibration"
 _HEADER = re.compile(rf"^{MAGIC} version=(\S+) kind=(\S+) network=([0-9a-f]+)$")
@@ -50,24 +49,10 @@ def write_cache(path, scales: dict, network, kind: str) -> None:
         if "\n" in name or "\r" in name:
             raise ConfigError(f"tensor name {name!r} cannot be written to a calibration cache (line break)")
         lines.append(f"{name}: {float(np.float32(scale))!r}")
-    _write_atomically(Path(path), "\n".join(lines) + "\n")
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write calibration cache {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, "\n".join(lines) + "\n", "calibration cache")
+    except WorkbenchError as e:
+        raise ConfigError(str(e)) from None
 
 
 def read_header(path) -> dict:

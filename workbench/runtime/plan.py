@@ -13,9 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,8 @@ import numpy as np
 from .. import __version__
 from ..builder.memory import MemoryPlan
 from ..dtypes import np_dtype
-from ..errors import PlanFormatError, PluginError
+from ..errors import PlanFormatError, PluginError, WorkbenchError
+from ..fileio import atomic_write
 from ..ir import Layer, Network, Tensor
 from .engine import Engine
 
@@ -61,23 +60,11 @@ def serialize(engine: Engine) -> bytes:
 
 
 def save_plan(engine: Engine, path) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename over the target."""
-    data = serialize(engine)
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise PlanFormatError(f"cannot save plan to {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    """Write the plan file atomically: an interrupted save leaves any earlier file intact."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, serialize(engine), "plan")
+    except WorkbenchError as e:
+        raise PlanFormatError(str(e)) from None
 
 
 def _json_default(o):
