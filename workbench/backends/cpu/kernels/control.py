@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ....errors import ExecutionError
+from ....ir import dims
 from ....ir.opdefs.control import axes_of, scan_layout
 from ..graph import GraphRunner, run_graph
 from ..registry import kernel
@@ -38,16 +39,25 @@ def loop(trip_count, cond, *initial, body, scope):
         for stack, value in zip(scans, outs[1 + n:]):
             stack.append(value)
         i += 1
-    return (*values, *(_stacked(s, body, name) for s, name in zip(scans, body.outputs[1 + n:])))
+    fed = [None, None, *(np.shape(v) for v in initial)]
+    return (*values, *(_stacked(s, body, name, fed) for s, name in zip(scans, body.outputs[1 + n:])))
 
 
-def _stacked(values: list, body, name: str) -> np.ndarray:
-    """Per-iteration values stacked on a new axis 0; none at all gives (0, *the body's inferred shape)."""
+def _stacked(values: list, body, name: str, fed: list) -> np.ndarray:
+    """Per-iteration values stacked on a new axis 0. With no iteration at all: (0, *the body's inferred
+    shape of the value), its symbolic dims bound by the shapes `fed` to the body's inputs (as
+    onnxruntime does for static shapes), or (0,) when that leaves a dim unknown."""
     if values:
         return np.stack(values)
     t = body.tensors.get(name)
-    shape = [d if isinstance(d, int) else 0 for d in (t.shape or ())] if t is not None else []
-    return np.zeros((0, *shape), np.dtype(t.dtype) if t is not None else np.float32)
+    dtype = np.dtype(t.dtype) if t is not None else np.float32
+    bindings: dict = {}
+    for input_name, shape in zip(body.inputs, fed):
+        declared = body.tensors[input_name].shape
+        if shape is not None and declared is not None and len(declared) == len(shape):
+            bindings.update({d: v for d, v in zip(declared, shape) if isinstance(d, str)})
+    shape = dims.substitute(t.shape, bindings) if t is not None and t.shape is not None else None
+    return np.zeros((0, *shape) if dims.is_static(shape) else (0,), dtype)
 
 
 @kernel("Scan", scoped=True)
@@ -56,8 +66,8 @@ def scan(*ins, body, num_scan_inputs, directions, scan_input_axes, scan_input_di
     """Opset 9+: run the body once per slice of the scan inputs along their axes (reversed where the
     direction is 1), carrying the states; scan outputs are stacked along their axes (prepended where
     the direction is 1). Opset 8: the same per batch entry, over axis 1, up to each sequence length."""
-    first, n, m = scan_layout(len(ins), num_scan_inputs, _opset)
-    runner, states, inputs = GraphRunner(body), list(ins[first:first + n]), list(ins[first + n:])
+    first, _, m = scan_layout(len(ins), num_scan_inputs, _opset)
+    runner, states, inputs = GraphRunner(body), list(ins[first:-m]), list(ins[-m:])
     if first:
         return _batched(runner, ins[0], states, inputs, directions, scope)
     in_axes = axes_of(scan_input_axes, m, [x.ndim for x in inputs], "scan_input_axes")
@@ -84,12 +94,13 @@ def _scan(runner, states: list, seqs: list, scope) -> tuple:
                              f"{[s.shape[0] for s in seqs]}")
     body, n = runner.net, len(states)
     outs: list = [[] for _ in body.outputs[n:]]
+    fed = [np.shape(s) for s in states] + [s.shape[1:] for s in seqs]
     for t in range(length):
         values = runner.run(dict(zip(body.inputs, [*states, *(s[t] for s in seqs)])), scope)
         states = values[:n]
         for stack, value in zip(outs, values[n:]):
             stack.append(value)
-    return states, [_stacked(o, body, name) for o, name in zip(outs, body.outputs[n:])]
+    return states, [_stacked(o, body, name, fed) for o, name in zip(outs, body.outputs[n:])]
 
 
 def _batched(runner, lengths, states: list, inputs: list, directions, scope) -> tuple:
