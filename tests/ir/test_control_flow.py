@@ -147,6 +147,7 @@ def test_loop_outputs_carry_symbolic_dims_and_a_fresh_iteration_count():
     assert net.layers[0].attrs["body"].tensors["xi"].shape == ("n", 3)  # body inferred with outer x
 
 
+@pytest.mark.filterwarnings("ignore")
 def test_a_carried_value_that_grows_is_widened_to_a_fresh_dim():
     pytest.importorskip("torch")
     _, model = C.torch_scripted_model()
