@@ -147,6 +147,21 @@ def test_loop_outputs_carry_symbolic_dims_and_a_fresh_iteration_count():
     assert net.layers[0].attrs["body"].tensors["xi"].shape == ("n", 3)  # body inferred with outer x
 
 
+@pytest.mark.parametrize("early_stop, count", [(False, "n"), (True, None)])
+def test_a_loop_over_a_dim_counts_that_dim_unless_it_may_stop_early(early_stop, count):
+    from onnx import helper as h
+
+    go = h.make_node("Less", ["i", "three"], ["go"]) if early_stop else h.make_node("Identity", ["yes"], ["go"])
+    body = h.make_graph([go, h.make_node("Identity", ["i"], ["i_out"])], "body",
+                        [C.vi("i", C.I64, []), C.vi("c", C.B, [])], [C.vi("go", C.B, []), C.vi("i_out", C.I64)],
+                        [C.const("yes", np.array(True)), C.const("three", np.int64(3))])
+    model = C.model([h.make_node("Shape", ["x"], ["s"]), h.make_node("Gather", ["s", "zero"], ["n"]),
+                     h.make_node("Loop", ["n", ""], ["steps"], body=body)],
+                    [C.vi("x", C.F, ["n", 2])], [C.vi("steps", C.I64)], [C.const("zero", np.int64(0))])
+    (steps,) = wb.load_onnx(model).tensors["steps"].shape
+    assert steps == count if count else steps.startswith("loop_iterations")
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_a_carried_value_that_grows_is_widened_to_a_fresh_dim():
     pytest.importorskip("torch")

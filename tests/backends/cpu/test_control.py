@@ -160,3 +160,16 @@ def test_a_kernel_fault_inside_a_body_names_the_layers():
     feeds = {"s0": rand(4, seed=1), "a": rand(5, 4, seed=2), "b": rand(6, 4, seed=3)}
     with pytest.raises(wb.WorkbenchError, match="different lengths"):
         ours(model, feeds)
+
+
+def test_a_loop_with_only_a_trip_count_runs_that_many_times():
+    from onnx import helper as h
+
+    body = h.make_graph([h.make_node("Identity", ["yes"], ["go"]), h.make_node("Mul", ["i", "i"], ["sq"])], "body",
+                        [C.vi("i", C.I64, []), C.vi("c", C.B, [])], [C.vi("go", C.B, []), C.vi("sq", C.I64)],
+                        [C.const("yes", np.array(True))])
+    model = C.model([h.make_node("Shape", ["x"], ["s"]), h.make_node("Gather", ["s", "zero"], ["n"]),
+                     h.make_node("Loop", ["n", ""], ["squares"], body=body)],
+                    [C.vi("x", C.F, ["n", 2])], [C.vi("squares", C.I64)], [C.const("zero", np.int64(0))])
+    got = ours(model, {"x": rand(5, 2, seed=1)})["squares"]
+    np.testing.assert_array_equal(got, np.arange(5) ** 2)

@@ -12,6 +12,7 @@ import numpy as np
 from .. import dims
 from ...errors import ShapeError
 from ..ops import Info, op
+from ..rules import symbolic_value
 
 ITERATION, CONDITION = Info("int64", ()), Info("bool", ())
 
@@ -70,7 +71,7 @@ def if_(cond, *, then_branch, else_branch, scope):
 
 
 @op("Loop", since=1, scoped=True, body=None)
-def loop(trip_count, cond, *initial, body, scope):
+def loop(trip_count=None, cond=None, *initial, body, scope):
     """(final carried values, scan outputs stacked on a new first axis of one entry per iteration)."""
     if body is None:
         raise ShapeError("Loop needs a body graph")
@@ -86,11 +87,13 @@ def loop(trip_count, cond, *initial, body, scope):
 
 
 def _trip_count(trip_count, cond, cond_out) -> dims.Dim:
-    """Iterations run: the trip count when it is known and no condition can stop the loop early."""
+    """Iterations run: the trip count when it is known (a constant, or a dim such as the "t" of a
+    `for i in range(x.size(0))` export) and no condition can stop the loop early."""
     stops_early = (cond is not None and not _known_true(cond)) or not _known_true(cond_out)
-    if trip_count is None or not isinstance(trip_count.value, np.ndarray) or stops_early:
+    count = symbolic_value(trip_count)
+    if stops_early or count is None or len(count) != 1:
         return dims.fresh("loop_iterations")
-    return max(int(trip_count.value.reshape(-1)[0]), 0)
+    return max(count[0], 0) if isinstance(count[0], int) else count[0]
 
 
 def scan_layout(n_inputs: int, num_scan_inputs, opset) -> tuple:

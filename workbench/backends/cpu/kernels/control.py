@@ -26,7 +26,7 @@ def if_(cond, *, then_branch, else_branch, scope):
 
 
 @kernel("Loop", scoped=True)
-def loop(trip_count, cond, *initial, body, scope):
+def loop(trip_count=None, cond=None, *initial, body, scope):
     """Run the body while the iteration number is below trip_count (when given) and the condition holds
     (the body's first output is the next condition); scan outputs are stacked along a new axis 0."""
     runner, n = GraphRunner(body), len(initial)
