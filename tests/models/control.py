@@ -117,8 +117,9 @@ def nested_model(depth: int) -> onnx.ModelProto:
 
 def torch_scripted_model():
     """(torch module, its ONNX export by torch's legacy exporter): scripted functions with data-dependent
-    control flow (a Loop growing its output with a nested If, a data-dependent If) and a rank check
-    (`if x.size(1) == 3`, a static dim) that folding makes a constant If. Imports torch: call only where it is installed."""
+    control flow (a Loop growing its output with a nested If, a data-dependent If) and a check of a
+    static dim (`if x.size(1) == 3`) that folding makes a constant If. Imports torch: call it only where
+    torch is installed."""
     import io
     import warnings
 

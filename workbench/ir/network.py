@@ -123,6 +123,10 @@ class Network:
         new.metadata = dict(self.metadata)
         return new
 
+    def __repr__(self) -> str:  # short: a layer holding a subgraph prints its attributes
+        return (f"Network({self.name!r}, inputs={self.inputs}, outputs={self.outputs}, "
+                f"layers={len(self.layers)}, weights={len(self.weights)})")
+
     def op_histogram(self) -> dict:
         hist: dict = {}
         for layer in self.layers:

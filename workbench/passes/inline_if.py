@@ -1,6 +1,6 @@
 """If inlining: an If whose condition is a build-time constant becomes the layers of the branch it takes.
 
-torch's legacy exporter writes such Ifs around shape checks and `if x.dim() == 4:` code; once
+torch's legacy exporter writes such Ifs around checks of static dims (`if x.size(1) == 3:` in scripted code); once
 folding has made the condition a weight, the If and its untaken branch are dead weight.
 """
 from __future__ import annotations
@@ -49,7 +49,7 @@ def inlined(net, layer, branch) -> list:
     the Identities it can).
     """
     prefix = f"{layer.name}/"
-    computed = {o for sub_layer in branch.layers for o in sub_layer.outputs if o}
+    computed = dict.fromkeys(o for sub_layer in branch.layers for o in sub_layer.outputs if o)  # in order
     direct: dict = {}
     for src, dst in zip(branch.outputs, layer.outputs):
         if dst and src in computed and src not in direct:
