@@ -3,46 +3,165 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
+import time
 
 import numpy as np
 import threadpoolctl
 
 from ...builder.precision import MATMUL_OPS
-from ...dtypes import np_dtype
+from ...dtypes import LOW_FLOATS, np_dtype
+from ...errors import UnsupportedError, WorkbenchError
 from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
+from .registry import tactics_for
 
 NAME = "cpu"
-# Busy-waiting BLAS threads fight the executor's own NumPy work on few cores: contexts can cap them.
-_BLAS = threadpoolctl.ThreadpoolController()
+DEFAULT_TACTIC = "numpy"  # layers whose kernel has one way to compute
+# A batch whose largest layer does fewer multiply-adds than this runs BLAS on one thread (see blas_threads).
+_THREADED_MACS = 2e9
 
 
 def device_info() -> dict:
     return {"backend": NAME, "name": platform.processor() or platform.machine(), "cores": os.cpu_count()}
 
 
+# ------------------------------------------------------------------------------------- threads
+def blas_threads(cpu_threads, macs_per_layer: float) -> int:
+    """BLAS threads for a context: cpu_threads when set, else all cores only for big layers.
+
+    Busy-waiting BLAS threads fight the executor's own NumPy work (and other processes) on few
+    cores: at batch 1 one thread is faster on 2 cores, and far faster under load. Large batches
+    make every GEMM long enough for the threads to pay off.
+    """
+    if cpu_threads is not None:
+        return cpu_threads
+    return os.cpu_count() or 1 if macs_per_layer >= _THREADED_MACS else 1
+
+
+class _BlasCap:
+    """The process-wide BLAS thread cap (one setting for the whole BLAS library) while contexts run.
+
+    Contexts running at once are each a thread of parallelism already: the cap drops to 1 then.
+    The library's own setting comes back when the last one finishes.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = None
+        self._blas = None
+
+    def enter(self, threads: int) -> None:
+        with self._lock:
+            if self._blas is None:
+                self._blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+            if self._running == 0:
+                self._saved = self._blas.info()
+            self._running += 1
+            self._blas.limit(limits=threads if self._running == 1 else 1)
+
+    def exit(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                for info in self._saved:
+                    self._blas.select(filepath=info["filepath"]).limit(limits=info["num_threads"])
+
+
+_CAP = _BlasCap()
+
+
+# ------------------------------------------------------------------------------------- tactics
 def select_tactics(net, precisions: dict, cfg, log) -> dict:
-    """One NumPy tactic per layer on the CPU: nothing to time."""
-    return {layer.name: "numpy" for layer in net.layers}
+    """Per layer, the fastest way its kernel computes at the opt shapes (timed when there is a choice).
+
+    Timings go to log["timings"][layer] = {tactic: ms}; builder_optimization_level 0 skips timing.
+    """
+    shapes, threads = _opt_shapes(net, cfg)
+    chosen = {}
+    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+        for layer in net.layers:
+            chosen[layer.name] = _choose(net, layer, shapes, cfg, log)
+    log["blas_threads"] = threads
+    return chosen
 
 
+def _opt_shapes(net, cfg) -> tuple:
+    """({tensor: shape} at the first profile's opt shapes, BLAS threads for that size)."""
+    from ...builder.profiles import resolve_profiles
+    from ...passes.infer import infer
+    from ...tools.flops import layer_flops
+
+    concrete = net.copy()
+    try:
+        for name, triple in resolve_profiles(net, cfg)[0].items():
+            concrete.tensors[name].shape = tuple(triple[1])
+        infer(concrete)
+    except WorkbenchError:
+        return {}, blas_threads(cfg.cpu_threads, 0)
+    shapes = {name: t.shape for name, t in concrete.tensors.items()}
+    macs = max((layer_flops(layer, [shapes.get(n) for n in layer.inputs], [shapes.get(n) for n in layer.outputs])
+                or 0 for layer in net.layers), default=0) / 2
+    return shapes, blas_threads(cfg.cpu_threads, macs)
+
+
+def _choose(net, layer, shapes: dict, cfg, log) -> str:
+    lister = tactics_for(layer.op, layer.domain)
+    in_shapes = [shapes.get(n) if n else None for n in layer.inputs]
+    if lister is None or not all(isinstance(d, int) for s in in_shapes[:2] if s for d in s) or None in in_shapes[:2]:
+        return DEFAULT_TACTIC
+    fn, attrs = resolve(layer)
+    candidates = lister(in_shapes, attrs)
+    if len(candidates) == 1 or cfg.builder_optimization_level == 0:
+        return candidates[0]
+    args = [_sample(net, n, s) for n, s in zip(layer.inputs, in_shapes)]
+    timings = {m: _time(fn, args, {**attrs, "method": m}, cfg.timing_iterations) for m in candidates}
+    log["timings"][layer.name] = timings
+    return min(timings, key=timings.get)
+
+
+def _sample(net, name: str, shape):
+    """The layer input for timing: the weight itself, else random data of the tensor's shape."""
+    if not name:
+        return None
+    if name in net.weights:
+        return np.asarray(net.weights[name])
+    dtype = np_dtype(net.tensors[name].dtype)
+    dtype = np.dtype(np.float32) if dtype.name in LOW_FLOATS else dtype
+    return np.random.default_rng(0).standard_normal(shape).astype(dtype)
+
+
+def _time(fn, args, attrs, iterations: int) -> float:
+    """Best of `iterations` runs, in ms (the best run is the one least disturbed by other work)."""
+    fn(*args, **attrs)
+    best = float("inf")
+    for _ in range(iterations):
+        t0 = time.perf_counter()
+        fn(*args, **attrs)
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1e3, 4)
+
+
+# ------------------------------------------------------------------------------------- execution
 class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
-    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "f32")
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "upcast", "tf32", "lowp")
 
-    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, f32):
+    def __init__(self, layer, fn, attrs, dtypes, free, upcast, tf32, lowp):
         self.layer, self.fn, self.attrs = layer, fn, attrs
         self.inputs, self.outputs = layer.inputs, layer.outputs
         self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
-        self.f32 = f32  # per input: is it a float32 tensor of the model (maybe stored in fp16/bf16)?
+        self.upcast = upcast  # per input: a float32 tensor of the model maybe held in fp16/bf16 (None: no such input)
 
     def arguments(self, env: dict) -> list:
         """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32."""
         args = [env[n] if n else None for n in self.inputs]
         if self.lowp is not None:
             args = [a.astype(self.lowp) if a is not None and a.dtype == np.float32 else a for a in args]
-        args = [upcast(a) if f32 else a for a, f32 in zip(args, self.f32)]
+        if self.upcast is not None:
+            args = [upcast(a) if f32 else a for a, f32 in zip(args, self.upcast)]
         if self.tf32:
             args = [round_tf32(a) if a is not None else None for a in args]
         return args
@@ -57,13 +176,14 @@ class Runner:
         self.outputs = list(net.outputs)
         self.out_dtypes = {n: np_dtype(net.tensors[n].dtype) for n in net.outputs}
         self.steps = _compile(engine)
-        self.threads = engine.config.get("cpu_threads")
+        self.threads = engine.config.get("cpu_threads") or engine.report.get("blas_threads", 1)
 
     def run(self, feeds: dict, on_layer=None) -> dict:
-        if self.threads is None:
+        _CAP.enter(self.threads)
+        try:
             return self._run(feeds, on_layer)
-        with _BLAS.limit(limits=self.threads, user_api="blas"):
-            return self._run(feeds, on_layer)
+        finally:
+            _CAP.exit()
 
     def _run(self, feeds: dict, on_layer=None) -> dict:
         env = dict(self.weights)
@@ -90,16 +210,37 @@ def _compile(engine) -> list:
     steps = []
     for i, layer in enumerate(net.layers):
         fn, attrs = resolve(layer)
+        attrs = _with_tactic(layer, attrs, engine.tactics.get(layer.name, DEFAULT_TACTIC))
         dtypes = [np_dtype(engine.storage_dtypes.get(o, net.tensors[o].dtype)) if o else None
                   for o in layer.outputs]
-        free = [n for n in set(layer.inputs) | set(layer.outputs)
+        # an output nobody reads (and no graph output) is dead at once
+        free = [n for n in dict.fromkeys(layer.inputs + layer.outputs)
                 if n and n not in keep and last_use.get(n, -1) <= i]
         precision = engine.precisions.get(layer.name, "fp32")
         tf32 = precision == "tf32" and layer.op in MATMUL_OPS
         lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
-        f32 = [bool(n) and net.tensors[n].dtype == "float32" for n in layer.inputs]
-        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, f32))
+        steps.append(Step(layer, fn, attrs, dtypes, free, _upcasts(engine, layer, lowp), tf32, lowp))
     return steps
+
+
+def _upcasts(engine, layer, lowp):
+    """Per input, is it a float32 tensor of the model; None when none can arrive narrower than float32."""
+    net = engine.network
+    f32 = [bool(n) and net.tensors[n].dtype == "float32" for n in layer.inputs]
+    stored = [np.asarray(net.weights[n]).dtype.name if n in net.weights else engine.storage_dtypes.get(n, "")
+              for n in layer.inputs]
+    narrow = any(f and s in LOW_FLOATS for f, s in zip(f32, stored))
+    return f32 if lowp is not None or narrow else None
+
+
+def _with_tactic(layer, attrs: dict, tactic: str) -> dict:
+    if tactic == DEFAULT_TACTIC:
+        return attrs
+    lister = tactics_for(layer.op, layer.domain)
+    if lister is None:
+        raise UnsupportedError(f"layer {layer.name!r}: tactic {tactic!r} is unknown to this workbench's CPU "
+                               f"kernel of {layer.op}; rebuild the engine with this version")
+    return {**attrs, "method": tactic}
 
 
 def make_runner(engine) -> Runner:

@@ -46,3 +46,23 @@ def load_all() -> dict:
 def kernel_for(op_type: str, domain: str = "") -> Callable | None:
     load_all()
     return KERNELS.get(("" if domain == "ai.onnx" else domain, op_type))
+
+
+# Kernels with several ways to compute (tactics) take a `method=` keyword; their lister names the
+# methods that apply to a layer: lister(input shapes, attributes) -> (name, ...), the default first.
+TACTICS: dict[tuple[str, str], Callable] = {}
+
+
+def tactics(op_type: str, domain: str = ""):
+    """Register the tactic lister of `op_type`'s kernel."""
+
+    def register(fn: Callable) -> Callable:
+        TACTICS[(domain, op_type)] = fn
+        return fn
+
+    return register
+
+
+def tactics_for(op_type: str, domain: str = "") -> Callable | None:
+    load_all()
+    return TACTICS.get(("" if domain == "ai.onnx" else domain, op_type))
