@@ -157,7 +157,8 @@ def methods(x_shape, w_shape, group: int, win: windows.Window) -> tuple:
         return ("pointwise",)
     if x_shape[1] == group and group > 1:
         return ("depthwise",)
-    return ("im2col", "taps") if group == 1 else ("im2col",)
+    # per-tap matmuls contract over the C input channels only: hopeless for few channels (an RGB stem)
+    return ("im2col", "taps") if group == 1 and x_shape[1] >= 16 else ("im2col",)
 
 
 def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out, bias=None,
