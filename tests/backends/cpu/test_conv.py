@@ -89,3 +89,55 @@ def test_qlinear_conv_per_channel_matches_reference(out_dtype):
     inputs = [x, np.float32(0.02), np.uint8(120), w, np.float32([0.01, 0.02, 0.03, 0.015]), np.int8([0, 0, 0, 0]),
               np.float32(0.3), np.array(10, out_dtype), rng.integers(-500, 500, 4).astype(np.int32)]
     check("QLinearConv", [np.asarray(a) for a in inputs], dict(pads=[1, 1, 1, 1], strides=[2, 1]))
+
+
+def _full(attrs):
+    from workbench.ir.ops import attributes, spec_for
+    return attributes(spec_for("Conv"), attrs, "test")
+
+
+def _methods(xs, ws, attrs):
+    from workbench.backends.cpu.kernels.conv import conv_tactics
+    return conv_tactics([xs, ws], _full(attrs))
+
+
+def _conv(inputs, attrs, method):
+    from workbench.backends.cpu.kernels.conv import conv
+    return conv(*inputs, **_full(attrs), method=method)
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES + [((1, 16, 7, 6), (5, 16, 3, 3), dict(pads=[1, 1, 1, 1])),
+                                                       ((2, 16, 9, 8), (4, 16, 3, 2), dict(strides=[2, 3]))])
+def test_every_conv_method_matches_the_reference(xs, ws, attrs):
+    inputs = [rand(*xs), rand(*ws), rand(ws[0])]
+    want = reference("Conv", inputs, attrs)[0]
+    for method in _methods(xs, ws, attrs):
+        got = _conv(inputs, attrs, method)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=method)
+
+
+@pytest.mark.parametrize("xs, ws, attrs, methods", [
+    ((1, 8, 5, 5), (4, 8, 1, 1), {}, ("pointwise",)),
+    ((1, 8, 5, 5), (8, 1, 3, 3), dict(group=8), ("depthwise",)),
+    ((1, 16, 5, 5), (4, 16, 3, 3), {}, ("im2col", "taps")),
+    ((1, 3, 5, 5), (4, 3, 3, 3), {}, ("im2col",)),  # few channels: per-tap matmuls are no option
+    ((1, 16, 5, 5), (4, 8, 3, 3), dict(group=2), ("im2col",)),
+])
+def test_conv_methods_that_apply(xs, ws, attrs, methods):
+    assert _methods(xs, ws, attrs) == methods
+
+
+def test_a_method_that_does_not_apply_is_refused():
+    from workbench.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="pointwise"):
+        _conv([rand(1, 8, 5, 5), rand(4, 8, 3, 3)], {}, "pointwise")
+
+
+def test_taps_weights_are_packed_once_per_weight_array():
+    from workbench.backends.cpu.kernels import conv
+    w = rand(4, 16, 3, 3)
+    assert conv._per_tap(w) is conv._per_tap(w)
+    np.testing.assert_array_equal(conv._per_tap(w)[4], w[:, :, 1, 1])
+    key = id(w)
+    del w
+    assert key not in conv._PACKED  # dropped with the weights

@@ -117,12 +117,12 @@ def _opt_shapes(net, cfg) -> tuple:
 
 
 def _choose(net, layer, shapes: dict, cfg, threads: int, log) -> str:
-    lister = tactics_for(layer.op, layer.domain)
+    known = tactics_for(layer.op, layer.domain)
     in_shapes = [shapes.get(n) if n else None for n in layer.inputs]
-    if lister is None or not all(isinstance(d, int) for s in in_shapes[:2] if s for d in s) or None in in_shapes[:2]:
+    if known is None or not all(isinstance(d, int) for s in in_shapes[:2] if s for d in s) or None in in_shapes[:2]:
         return DEFAULT_TACTIC
     fn, attrs = resolve(layer)
-    candidates = lister(in_shapes, attrs)
+    candidates = known.applicable(in_shapes, attrs)
     if len(candidates) == 1 or cfg.builder_optimization_level == 0:
         return candidates[0]
     args = [_sample(net, n, s) for n, s in zip(layer.inputs, in_shapes)]
@@ -259,8 +259,8 @@ def _upcasts(engine, layer, lowp):
 def _with_tactic(layer, attrs: dict, tactic: str) -> dict:
     if tactic == DEFAULT_TACTIC:
         return attrs
-    lister = tactics_for(layer.op, layer.domain)
-    if lister is None:
+    known = tactics_for(layer.op, layer.domain)
+    if known is None or tactic not in known.names:
         raise UnsupportedError(f"layer {layer.name!r}: tactic {tactic!r} is unknown to this workbench's CPU "
                                f"kernel of {layer.op}; rebuild the engine with this version")
     return {**attrs, "method": tactic}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Callable
+from typing import Callable, NamedTuple
 
 KERNELS: dict[tuple[str, str], Callable] = {}
 
@@ -48,21 +48,26 @@ def kernel_for(op_type: str, domain: str = "") -> Callable | None:
     return KERNELS.get(("" if domain == "ai.onnx" else domain, op_type))
 
 
-# Kernels with several ways to compute (tactics) take a `method=` keyword; their lister names the
-# methods that apply to a layer: lister(input shapes, attributes) -> (name, ...), the default first.
-TACTICS: dict[tuple[str, str], Callable] = {}
+class Tactics(NamedTuple):
+    """The ways a kernel can compute (the values of its `method=` keyword), and which apply to a layer."""
+
+    names: tuple
+    applicable: Callable  # (input shapes, attributes) -> the names that apply, the default first
 
 
-def tactics(op_type: str, domain: str = ""):
-    """Register the tactic lister of `op_type`'s kernel."""
+TACTICS: dict[tuple[str, str], Tactics] = {}
+
+
+def tactics(op_type: str, names, domain: str = ""):
+    """Register `op_type`'s tactics: decorate the function telling which of `names` apply to a layer."""
 
     def register(fn: Callable) -> Callable:
-        TACTICS[(domain, op_type)] = fn
+        TACTICS[(domain, op_type)] = Tactics(tuple(names), fn)
         return fn
 
     return register
 
 
-def tactics_for(op_type: str, domain: str = "") -> Callable | None:
+def tactics_for(op_type: str, domain: str = "") -> Tactics | None:
     load_all()
     return TACTICS.get(("" if domain == "ai.onnx" else domain, op_type))

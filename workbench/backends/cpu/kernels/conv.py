@@ -195,7 +195,7 @@ def conv_compute(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads
     return convolve(x.astype(ct, copy=False), w.astype(ct, copy=False), group, win, out, bias, method)
 
 
-@tactics("Conv")
+@tactics("Conv", METHODS)
 def conv_tactics(shapes, attrs: dict) -> tuple:
     """The METHODS that apply to a Conv (or FusedConv) of these input shapes."""
     x_shape, w_shape = tuple(shapes[0]), tuple(shapes[1])

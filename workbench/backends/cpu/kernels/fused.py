@@ -14,7 +14,7 @@ from ....errors import UnsupportedError
 from ....ir.ops import attributes, spec_for
 from ....ir.opdefs.fused import ACTIVATIONS, BASE, DOMAIN, base_attributes
 from ..registry import kernel, kernel_for, tactics
-from .conv import conv_compute, conv_tactics
+from .conv import METHODS, conv_compute, conv_tactics
 
 _IN_PLACE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -86,7 +86,7 @@ def _epilogue(y: np.ndarray, other, activation, alpha, beta) -> np.ndarray:
     return activate(y, activation, alpha, beta)
 
 
-tactics("FusedConv", DOMAIN)(conv_tactics)
+tactics("FusedConv", METHODS, DOMAIN)(conv_tactics)
 
 
 @kernel("FusedConv", domain=DOMAIN)
