@@ -106,8 +106,11 @@ def _conv(inputs, attrs, method):
     return conv(*inputs, **_full(attrs), method=method)
 
 
-@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES + [((1, 16, 7, 6), (5, 16, 3, 3), dict(pads=[1, 1, 1, 1])),
-                                                       ((2, 16, 9, 8), (4, 16, 3, 2), dict(strides=[2, 3]))])
+@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES + [
+    ((1, 16, 7, 6), (5, 16, 3, 3), dict(pads=[1, 1, 1, 1])),  # odd and even outputs (Winograd's 2x2 tiles)
+    ((2, 16, 8, 9), (5, 16, 3, 3), dict(pads=[0, 2, 1, 0])),
+    ((1, 16, 6, 6), (3, 16, 3, 3), dict(auto_pad="SAME_LOWER")),
+    ((2, 16, 9, 8), (4, 16, 3, 2), dict(strides=[2, 3]))])
 def test_every_conv_method_matches_the_reference(xs, ws, attrs):
     inputs = [rand(*xs), rand(*ws), rand(ws[0])]
     want = reference("Conv", inputs, attrs)[0]
@@ -119,7 +122,9 @@ def test_every_conv_method_matches_the_reference(xs, ws, attrs):
 @pytest.mark.parametrize("xs, ws, attrs, methods", [
     ((1, 8, 5, 5), (4, 8, 1, 1), {}, ("pointwise",)),
     ((1, 8, 5, 5), (8, 1, 3, 3), dict(group=8), ("depthwise",)),
-    ((1, 16, 5, 5), (4, 16, 3, 3), {}, ("im2col", "taps")),
+    ((1, 16, 5, 5), (4, 16, 3, 3), {}, ("im2col", "taps", "winograd")),
+    ((1, 16, 5, 5), (4, 16, 3, 3), dict(strides=[2, 2]), ("im2col", "taps")),
+    ((1, 16, 5, 5), (4, 16, 3, 2), {}, ("im2col", "taps")),
     ((1, 3, 5, 5), (4, 3, 3, 3), {}, ("im2col",)),  # few channels: per-tap matmuls are no option
     ((1, 16, 5, 5), (4, 8, 3, 3), dict(group=2), ("im2col",)),
 ])
@@ -133,11 +138,12 @@ def test_a_method_that_does_not_apply_is_refused():
         _conv([rand(1, 8, 5, 5), rand(4, 8, 3, 3)], {}, "pointwise")
 
 
-def test_taps_weights_are_packed_once_per_weight_array():
+def test_weights_are_rearranged_once_per_weight_array():
     from workbench.backends.cpu.kernels import conv
     w = rand(4, 16, 3, 3)
-    assert conv._per_tap(w) is conv._per_tap(w)
-    np.testing.assert_array_equal(conv._per_tap(w)[4], w[:, :, 1, 1])
-    key = id(w)
+    assert conv._packed(w, "taps") is conv._packed(w, "taps")
+    np.testing.assert_array_equal(conv._packed(w, "taps")[4], w[:, :, 1, 1])
+    assert conv._packed(w, "winograd").shape == (16, 1, 4, 16)
+    keys = [(id(w), "taps"), (id(w), "winograd")]
     del w
-    assert key not in conv._PACKED  # dropped with the weights
+    assert not any(k in conv._PACKED for k in keys)  # dropped with the weights

@@ -4,6 +4,7 @@
     depthwise  one input channel per group: a tap loop of per-channel multiply-adds
     im2col     every window copied into a (C*K, P) matrix, then one matmul
     taps       one matmul per kernel tap straight on a shifted view of the input, summed
+    winograd   3x3 stride 1: 16 matmuls on transformed 4x4 tiles, 2.25x fewer multiplies
 
 Float16/bfloat16 inputs are computed in float32 and returned in their own dtype; integer
 convolutions (ConvInteger, QLinearConv) are computed in float64, which is exact for them.
@@ -119,7 +120,7 @@ def _taps(x, w, group, win, out, bias):
     """Sum over kernel taps of W[:, :, tap] @ (the input shifted by the tap): BLAS reads each shifted
     view in place (no im2col copy), at the cost of adding K partial products (group 1 only)."""
     ft = flat_taps(x, win, out)
-    wk = _per_tap(w)
+    wk = _packed(w, "taps")
     acc = np.matmul(wk[0], ft.run(0))
     part = np.empty_like(acc)
     for i in range(1, len(ft.offset)):
@@ -131,24 +132,70 @@ def _taps(x, w, group, win, out, bias):
     return np.add(ft.crop(acc), bias.reshape(-1, *(1,) * len(out)), out=y)
 
 
-_PACKED: dict = {}  # id(weights) -> (weak reference, weights laid out per tap)
+# Winograd F(2x2, 3x3) (Lavin & Gray, 2015): each 4x4 input tile gives a 2x2 output tile with 16
+# products per (output, input) channel pair instead of 36. Y = AT [(G g GT) * (BT d B)] A.
+_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
 
 
-def _per_tap(w: np.ndarray) -> np.ndarray:
-    """w (M, C, *K) as (K, M, C), contiguous. Kept while w lives: engine weights are packed once."""
-    hit = _PACKED.get(id(w))
+def _winograd(x, w, group, win, out, bias):
+    """3x3, stride 1, group 1: transform the input tiles and the weights, 16 matmuls, transform back."""
+    n, c, m = *x.shape[:2], w.shape[0]
+    tiles = tuple(-(-o // 2) for o in out)
+    ft = flat_taps(x, win._replace(kernel=(4, 4), strides=(2, 2)), tiles)  # tap (i, j): d[i, j] of every tile
+    v = np.empty((4, 4, n, c, ft.length), dtype=x.dtype)
+    rows = [_combine(_BT, [ft.run(4 * i + j) for j in range(4)]) for i in range(4)]  # d B, row by row
+    for nu in range(4):
+        _combine(_BT, [rows[i][nu] for i in range(4)], out=v[:, nu])  # BT (d B)
+    prod = np.matmul(_packed(w, "winograd"), v.reshape(16, n, c, -1)).reshape(4, 4, n, m, -1)
+    half = [_combine(_AT, list(prod[i])) for i in range(4)]  # (...) A
+    y = np.empty((n, m, tiles[0], 2, tiles[1], 2), dtype=x.dtype)
+    b = 0 if bias is None else bias.reshape(-1, 1, 1)
+    for q in range(2):
+        for p, part in enumerate(_combine(_AT, [half[i][q] for i in range(4)])):  # AT (...)
+            np.add(ft.crop(part), b, out=y[:, :, :, p, :, q])
+    y = y.reshape(n, m, 2 * tiles[0], 2 * tiles[1])
+    return y if y.shape[2:] == tuple(out) else np.ascontiguousarray(y[:, :, :out[0], :out[1]])
+
+
+def _combine(mat, parts, out=None) -> list:
+    """[sum over k of mat[r, k] * parts[k], for each row r] for a matrix of 0 and +-1: adds and subtracts."""
+    results = []
+    for r, row in enumerate(mat):
+        (_, first), (c, second), *rest = sorted(((c, p) for c, p in zip(row, parts) if c), key=lambda t: -t[0])
+        acc = (np.add if c > 0 else np.subtract)(first, second, out=None if out is None else out[r])
+        for c, part in rest:
+            (np.add if c > 0 else np.subtract)(acc, part, out=acc)
+        results.append(acc)
+    return results
+
+
+_PACKED: dict = {}  # (id(weights), layout) -> (weak reference, weights in that layout)
+_LAYOUTS = {
+    "taps": lambda w: np.moveaxis(w.reshape(*w.shape[:2], -1), 2, 0),  # (K, M, C)
+    "winograd": lambda w: np.einsum("ai,mcij,bj->abmc", _G, w.astype(np.float64), _G).reshape(16, 1, *w.shape[:2]),
+}
+
+
+def _packed(w: np.ndarray, layout: str) -> np.ndarray:
+    """w rearranged for a method, contiguous, in w's dtype; kept while w lives, so engine weights are
+    rearranged once."""
+    key = (id(w), layout)
+    hit = _PACKED.get(key)
     if hit is not None and hit[0]() is w:
         return hit[1]
-    packed = np.ascontiguousarray(np.moveaxis(w.reshape(*w.shape[:2], -1), 2, 0))
+    packed = np.ascontiguousarray(_LAYOUTS[layout](w), dtype=w.dtype)
     try:
-        ref = weakref.ref(w, lambda _, key=id(w): _PACKED.pop(key, None))
-    except TypeError:  # not weak-referenceable (a view of a view...): pack on every call
+        ref = weakref.ref(w, lambda _, key=key: _PACKED.pop(key, None))
+    except TypeError:  # not weak-referenceable: rearranged on every call
         return packed
-    _PACKED[id(w)] = (ref, packed)
+    _PACKED[key] = (ref, packed)
     return packed
 
 
-METHODS = {"pointwise": _pointwise, "depthwise": _depthwise, "im2col": _im2col, "taps": _taps}
+METHODS = {"pointwise": _pointwise, "depthwise": _depthwise, "im2col": _im2col, "taps": _taps,
+           "winograd": _winograd}
 
 
 def methods(x_shape, w_shape, group: int, win: windows.Window) -> tuple:
@@ -157,8 +204,10 @@ def methods(x_shape, w_shape, group: int, win: windows.Window) -> tuple:
         return ("pointwise",)
     if x_shape[1] == group and group > 1:
         return ("depthwise",)
-    # per-tap matmuls contract over the C input channels only: hopeless for few channels (an RGB stem)
-    return ("im2col", "taps") if group == 1 and x_shape[1] >= 16 else ("im2col",)
+    if group > 1 or x_shape[1] < 16:  # per-tap matmuls contract over C alone: hopeless for an RGB stem
+        return ("im2col",)
+    winograd = win.kernel == (3, 3) and win.strides == (1, 1) and win.dilations == (1, 1)
+    return ("im2col", "taps", "winograd") if winograd else ("im2col", "taps")
 
 
 def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out, bias=None,
