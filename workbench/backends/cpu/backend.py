@@ -21,8 +21,9 @@ DEFAULT_TACTIC = "numpy"  # layers whose kernel has one way to compute
 # Networks whose largest layer does fewer multiply-adds than this run BLAS on one thread (see blas_threads);
 # ResNet-50 reaches it at batch 4.
 _THREADED_MACS = 4e8
-_TIMING_BUDGET_S = 0.05
-_UFUNC_BUFFER = 1024  # elements (NumPy's default: 8192)  # per layer with several tactics, before its rounds stop early
+_TIMING_BUDGET_S = 0.05  # per layer with several tactics, before its timing rounds stop early
+_TIMING_BATCH = 4  # tactics are timed on at most this many images: their ranking does not change with more
+_UFUNC_BUFFER = 1024  # elements (NumPy's default: 8192)
 
 
 def device_info() -> dict:
@@ -119,7 +120,7 @@ def _opt_shapes(net, cfg) -> tuple:
 def _choose(net, layer, shapes: dict, cfg, threads: int, log) -> str:
     known = tactics_for(layer.op, layer.domain)
     in_shapes = [shapes.get(n) if n else None for n in layer.inputs]
-    if known is None or not all(isinstance(d, int) for s in in_shapes[:2] if s for d in s) or None in in_shapes[:2]:
+    if known is None or not all(_static(s) for s in in_shapes[:2]):
         return DEFAULT_TACTIC
     fn, attrs = resolve(layer)
     candidates = known.applicable(in_shapes, attrs)
@@ -133,14 +134,19 @@ def _choose(net, layer, shapes: dict, cfg, threads: int, log) -> str:
     return min(timings, key=timings.get)
 
 
+def _static(shape) -> bool:
+    return shape is not None and all(isinstance(d, int) for d in shape)
+
+
 def _sample(net, name: str, shape):
-    """The layer input for timing: the weight itself, else random data of the tensor's shape."""
+    """The layer input for timing: the weight itself, else random data of the tensor's shape (batch capped)."""
     if not name:
         return None
     if name in net.weights:
         return np.asarray(net.weights[name])
     dtype = np_dtype(net.tensors[name].dtype)
     dtype = np.dtype(np.float32) if dtype.name in LOW_FLOATS else dtype
+    shape = (min(shape[0], _TIMING_BATCH), *shape[1:]) if shape else shape
     return np.random.default_rng(0).standard_normal(shape).astype(dtype)
 
 

@@ -59,6 +59,14 @@ def _with_bias(y, bias):
     return y
 
 
+def _store(dst, src, bias):
+    """dst = src (+ bias broadcast against it): the copy that crops a result into place adds the bias too."""
+    if bias is None:
+        np.copyto(dst, src)
+    else:
+        np.add(src, bias, out=dst)
+
+
 def _pointwise(x, w, group, win, out, bias):
     """1x1 convolution without padding: a plain matmul over channels."""
     n, c = x.shape[:2]
@@ -90,10 +98,7 @@ def _depthwise(x, w, group, win, out, bias):
             np.multiply(ft.run(k)[:, c0:c1, None], wt[c0:c1, :, k], out=t if k else a)
             if k:
                 a += t
-        if bt is None:
-            np.copyto(y[:, c0:c1], ft.crop(a))
-        else:
-            np.add(ft.crop(a), bt[c0:c1], out=y[:, c0:c1])
+        _store(y[:, c0:c1], ft.crop(a), None if bt is None else bt[c0:c1])
     return y.reshape(n, w.shape[0], *out)
 
 
@@ -126,10 +131,8 @@ def _taps(x, w, group, win, out, bias):
     for i in range(1, len(ft.offset)):
         acc += np.matmul(wk[i], ft.run(i), out=part)
     y = np.empty((*acc.shape[:2], *out), dtype=x.dtype)
-    if bias is None:
-        np.copyto(y, ft.crop(acc))
-        return y
-    return np.add(ft.crop(acc), bias.reshape(-1, *(1,) * len(out)), out=y)
+    _store(y, ft.crop(acc), None if bias is None else bias.reshape(-1, *(1,) * len(out)))
+    return y
 
 
 # Winograd F(2x2, 3x3) (Lavin & Gray, 2015): each 4x4 input tile gives a 2x2 output tile with 16
@@ -151,10 +154,10 @@ def _winograd(x, w, group, win, out, bias):
     prod = np.matmul(_packed(w, "winograd"), v.reshape(16, n, c, -1)).reshape(4, 4, n, m, -1)
     half = [_combine(_AT, list(prod[i])) for i in range(4)]  # (...) A
     y = np.empty((n, m, tiles[0], 2, tiles[1], 2), dtype=x.dtype)
-    b = 0 if bias is None else bias.reshape(-1, 1, 1)
+    b = None if bias is None else bias.reshape(-1, 1, 1)
     for q in range(2):
         for p, part in enumerate(_combine(_AT, [half[i][q] for i in range(4)])):  # AT (...)
-            np.add(ft.crop(part), b, out=y[:, :, :, p, :, q])
+            _store(y[:, :, :, p, :, q], ft.crop(part), b)
     y = y.reshape(n, m, 2 * tiles[0], 2 * tiles[1])
     return y if y.shape[2:] == tuple(out) else np.ascontiguousarray(y[:, :, :out[0], :out[1]])
 

@@ -1,6 +1,6 @@
-"""Pooling kernels: a loop over kernel taps, each a contiguous whole-tensor operation (see FlatTaps)."""
+"""Pooling kernels: max and sum are separable, so a window reduces one spatial axis at a time (2k taps
+for a k x k window, not k*k); MaxPool's indices need every tap and loop over them on a FlatTaps layout."""
 from __future__ import annotations
-
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from ..windowing import compute_dtype, flat_taps, separable_reduce, taps
 
 def _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, what):
     """(window with explicit pads, output dims). With ceil_mode the last window may reach past the
-    end padding: flat_taps fills those cells too, and _counts never counts them."""
+    end padding: those cells are never read (or hold the fill value), and _counts never counts them."""
     win = windows.window(kernel_shape, strides, dilations, pads, what=what)
     out, pads = windows.resolve(x.shape[2:], win, auto_pad, ceil_mode, what)
     return win._replace(pads=tuple(pads)), out

@@ -107,6 +107,8 @@ def _periodic(idx, w, in_size: int, out_size: int):
     """(P, Q, shifts, weights) when output o + P reads inputs Q further on with the same weights
     (any rational scale, most coordinate modes), else None; shifts and weights are per phase o % P."""
     g = math.gcd(in_size, out_size)
+    if g == 0 or out_size == 0:
+        return None
     period, step = out_size // g, in_size // g
     if period > 8:  # too many phases: the per-phase loop would cost more than a gather
         return None
