@@ -87,3 +87,8 @@ def test_phase_by_phase_path_equals_the_gather(monkeypatch, coord, mode, scales)
     np.testing.assert_array_equal(fast, ours("Resize", [x, None, _f(1, 1, *scales)], attrs)[0])
     if scales == (2.0, 2.0) and coord in ("half_pixel", "asymmetric"):
         assert taken  # the common upsampling really takes the fast path
+
+
+def test_resize_to_an_empty_axis():
+    x = rand(1, 1, 4, 4)
+    assert ours("Resize", [x, None, None, _i(1, 1, 0, 3)], dict(mode="linear"))[0].shape == (1, 1, 0, 3)
