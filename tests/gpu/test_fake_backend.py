@@ -164,3 +164,36 @@ def test_conv_geometry_follows_onnx_auto_pad(fake_cuda, auto_pad, pads, expect):
                 (False, True), ("float32",))
     g = geometry(site)
     assert (g.pad_begin, g.pad_end, g.p, g.q) == expect
+
+
+def test_attention_builds_and_runs_on_the_fallbacks(fake_cuda, tmp_path):
+    import workbench as wb
+    from tests.passes.test_fuse_attention import _attention_net, _feeds
+
+    net = _attention_net()
+    engine = wb.build(net, wb.BuilderConfig(device="cuda", timing_cache=str(tmp_path / "t.json")))
+    assert "FusedAttention" in [layer.op for layer in engine.network.layers]
+    assert "sdpa" in str(engine.report["excluded"]) or "attn-bmm" in str(engine.report["excluded"])
+    feeds = _feeds(net)
+    want = wb.build(net, wb.BuilderConfig(device="cpu")).create_execution_context().execute(feeds)
+    got = engine.create_execution_context().execute(feeds)
+    name = net.outputs[0]
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask,mode,dims,strides", [
+    ((2, 1, 1, 128), "stride0", [2, 1, 128, 128], [128, 128, 0, 1]),
+    ((2, 1, 1, 128), "full", [2, 1, 128, 128], [16384, 16384, 128, 1]),
+    ((1, 128), "stride0", [1, 1, 128, 128], [128, 128, 0, 1]),
+    ((2, 12, 128, 128), "stride0", [2, 12, 128, 128], [196608, 16384, 128, 1]),
+])
+def test_sdpa_reads_the_mask_as_a_broadcast_bias(fake_cuda, mask, mode, dims, strides):
+    from workbench.backends.cuda.attention import Geometry, bias_layout
+    from workbench.backends.cuda.site import Site
+
+    inputs = tuple(((2, 128, 768), "float16", "device") for _ in range(3)) + ((mask, "float16", "device"),)
+    site = Site("FusedAttention", "workbench", {"num_heads": 12, "scale": 8.0, "scale_op": "Div"}, "fp16", inputs,
+                (False,) * 4, ("float16",))
+    g = Geometry(site)
+    assert (g.b, g.h, g.sq, g.skv, g.d, g.dv, g.mult) == (2, 12, 128, 128, 64, 64, 0.125)
+    assert bias_layout(g, mode) == (dims, strides)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .eliminate_dead_layers import eliminate_dead_layers
+from .fuse_attention import fuse_attention
 from .fold_batchnorm import fold_batchnorm
 from .fold_constants import fold_constants
 from .fuse_bias_activation import fuse_bias_activation
@@ -13,9 +14,10 @@ from .static_reshape import static_reshape
 
 # Folding first, so that patterns see constants and the shape arithmetic of exports dies; then
 # the pattern fusions that make ONNX ops (LayerNormalization, Gelu) and fold BN into matrix ops;
-# last the epilogue fusion, which takes the Gelu and the biases the earlier passes leave behind.
+# then the epilogue fusion, which takes the Gelu and the biases the earlier passes leave behind;
+# last attention, whose pattern starts at the (by then fused) Q/K/V projections' outputs.
 PASSES: list = [fold_constants, static_reshape, eliminate_dead_layers, fuse_layernorm, fuse_gelu,
-                fold_batchnorm, fuse_bias_activation]
+                fold_batchnorm, fuse_bias_activation, fuse_attention]
 
 
 def optimize(net):

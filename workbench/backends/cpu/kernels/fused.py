@@ -53,3 +53,20 @@ def fused_gemm(a, b, c=None, *, activation, activation_alpha, activation_beta, *
 def fused_matmul(a, b, bias=None, *, activation, activation_alpha, activation_beta):
     y = _onnx("MatMul")(a, b)
     return activate(_add(y, bias), activation, activation_alpha, activation_beta)
+
+
+def _heads(x: np.ndarray, num_heads: int) -> np.ndarray:
+    """(B, S, H*D) -> (B, H, S, D), a view."""
+    b, s, e = x.shape
+    return x.reshape(b, s, num_heads, e // num_heads).transpose(0, 2, 1, 3)
+
+
+@kernel("FusedAttention", domain=DOMAIN)
+def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
+    scores = _onnx("MatMul")(_heads(q, num_heads), _heads(k, num_heads).transpose(0, 1, 3, 2))
+    if scale is not None:
+        scores = _onnx(scale_op)(scores, np.asarray(scale, scores.dtype))
+    probs = _onnx("Softmax")(_add(scores, mask), **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
+    out = _onnx("MatMul")(probs, _heads(v, num_heads))
+    b, h, s, d = out.shape
+    return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, s, h * d)
