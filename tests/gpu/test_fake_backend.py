@@ -197,3 +197,64 @@ def test_sdpa_reads_the_mask_as_a_broadcast_bias(fake_cuda, mask, mode, dims, st
     g = Geometry(site)
     assert (g.b, g.h, g.sq, g.skv, g.d, g.dv, g.mult) == (2, 12, 128, 128, 64, 64, 0.125)
     assert bias_layout(g, mode) == (dims, strides)
+
+
+class _CountingPool:
+    """Hands out distinct fake addresses, like a pool that never reuses (what the recording needs)."""
+
+    def __init__(self):
+        self.next = 1 << 20
+
+    def malloc(self, n):
+        import types
+
+        self.next += max(n, 1) + 4096
+        return types.SimpleNamespace(ptr=self.next, size=n)
+
+
+def _run_program(alloc, program):
+    """Allocate and free as `program` says: [("a", name, bytes) | ("f", name)]; {name: pointer}."""
+    live, seen = {}, {}
+    for step in program:
+        if step[0] == "a":
+            live[step[1]] = alloc(step[2])
+            seen[step[1]] = live[step[1]].ptr
+        else:
+            del live[step[1]]
+    return seen
+
+
+def test_arena_places_recorded_allocations_without_overlapping_live_ones(fake_cuda):
+    from workbench.backends.cuda.arena import Arena, Recorder
+
+    program = [("a", "x", 1000), ("a", "tmp", 5000), ("f", "tmp"), ("a", "y", 3000), ("f", "x"),
+               ("a", "z", 1000), ("a", "w", 4000), ("f", "y"), ("f", "z")]
+    pool = _CountingPool()
+    recorder = Recorder(pool)
+    _run_program(recorder.malloc, program)  # "w" lives to the end, like a graph output
+    plan = recorder.plan()
+    assert len(plan.sizes) == 5 and plan.arena_bytes < plan.naive_bytes
+    arena = Arena(plan, pool)
+    ptrs = _run_program(arena.malloc, program)
+    assert arena.diverged is None
+    base = arena.block.ptr
+    spans = {"x": (0, 4), "tmp": (1, 2), "y": (3, 7), "z": (5, 8), "w": (6, 99)}
+    size = dict((s[1], s[2]) for s in program if s[0] == "a")
+    for a in spans:
+        assert base <= ptrs[a] and ptrs[a] + size[a] <= base + arena.nbytes
+        for b in spans:
+            live_together = a < b and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+            if live_together:
+                assert ptrs[a] + size[a] <= ptrs[b] or ptrs[b] + size[b] <= ptrs[a], (a, b)
+
+
+def test_arena_hands_over_to_the_pool_when_the_run_differs(fake_cuda):
+    from workbench.backends.cuda.arena import Arena, Recorder
+
+    pool = _CountingPool()
+    recorder = Recorder(pool)
+    _run_program(recorder.malloc, [("a", "x", 1000), ("a", "y", 2000), ("f", "x"), ("f", "y")])
+    arena = Arena(recorder.plan(), pool)
+    ptrs = _run_program(arena.malloc, [("a", "x", 1000), ("a", "y", 2048), ("a", "z", 8)])
+    assert arena.diverged == 1
+    assert not arena.block.ptr <= ptrs["y"] < arena.block.ptr + arena.nbytes

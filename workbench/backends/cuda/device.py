@@ -153,9 +153,9 @@ class Device:
         self.workspace_limit = None
 
     @contextlib.contextmanager
-    def active(self, pool=None):
-        """Run on this device's stream, allocating from its pool (or `pool`)."""
-        with self.stream, cp.cuda.using_allocator((pool or self.pool).malloc):
+    def active(self, pool=None, malloc=None):
+        """Run on this device's stream, allocating from its pool (or `pool`, or the allocator `malloc`)."""
+        with self.stream, cp.cuda.using_allocator(malloc or (pool or self.pool).malloc):
             yield
 
     def synchronize(self) -> None:
