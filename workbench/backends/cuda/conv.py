@@ -166,9 +166,12 @@ def _weights(args, site, dev):
 
 # ------------------------------------------------------------------------------- cuDNN frontend
 class CudnnConv:
-    """One cuDNN frontend graph for a site: conv (+ bias + residual + activation when fused)."""
+    """One cuDNN frontend graph for a site: conv (+ bias + residual + activation when fused).
 
-    def __init__(self, site, dev, fused: bool):
+    out_float: the output in float32 whatever the input type (the int8 tactic's exact accumulator).
+    """
+
+    def __init__(self, site, dev, fused: bool, out_float: bool = False):
         self.cudnn = cudnn = library("cudnn")
         if cudnn is None:
             raise RuntimeError("cudnn frontend is not installed")
@@ -197,7 +200,7 @@ class CudnnConv:
             y = graph.add(a=y, b=t["R"], name="residual")
         if fused and self.epi.act:
             y = self._activation(graph, y)
-        y.set_output(True).set_data_type(io).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
+        y.set_output(True).set_data_type(f32 if out_float else io).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
         t["Y"] = y
         self.tensors = t
         graph.validate()
