@@ -112,9 +112,10 @@ class CudnnSdpa:
             t["Bias"] = graph.tensor(name="Bias", dim=dim, stride=stride, data_type=io)
             op["bias"] = t["Bias"]
         try:
-            o, _ = graph.sdpa(**op, generate_stats=False)
+            out = graph.sdpa(**op, generate_stats=False)
         except TypeError:  # frontends before generate_stats
-            o, _ = graph.sdpa(**op, is_inference=True)
+            out = graph.sdpa(**op, is_inference=True)
+        o = out[0] if isinstance(out, (tuple, list)) else out  # (O, Stats); Stats is None for inference
         dim, stride = g.bshd(g.sq, g.dv)
         o.set_output(True).set_dim(dim).set_stride(stride).set_data_type(io)
         t["O"] = o
@@ -179,7 +180,7 @@ class Sdpa:
         const = site.const
 
         def run(args):
-            bufs = {name: cp.ascontiguousarray(_operand(x, half, site.precision)) for name, x in zip("QKV", args)}
+            bufs = {t: cp.ascontiguousarray(_operand(x, half, site.precision)) for t, x in zip("QKV", args)}
             if g.mask is not None:
                 bufs["Bias"] = dev.derive(args[3], ("sdpa-bias", mode), lambda m: sdpa.bias(m, half), const[3])
             y = cp.empty((g.b, g.sq, g.h * g.dv), half)

@@ -243,7 +243,7 @@ class Int8Conv:
         plain = Site("Conv", "", {k: v for k, v in site.attrs.items() if k in
                                   ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")},
                      "fp16", site.inputs[:2], site.const[:2], ("float32",), site.opset)
-        conv = dev.cached(("cudnn-conv-int8", site.key()), lambda: CudnnConv(plain, dev, False, out_float=True))
+        conv = dev.cached(("cudnn-conv-int8", plain.key()), lambda: CudnnConv(plain, dev, False, out_float=True))
         index = int(params.get("plan", 0))
         ws, name = conv.build(index)
         g = conv.geo
