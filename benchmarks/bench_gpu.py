@@ -135,6 +135,12 @@ def profile_of(net, feeds: dict) -> list:
     return [{n: ((1, *a.shape[1:]), tuple(a.shape), tuple(a.shape)) for n, a in feeds.items()}]
 
 
+def save(args, card: str, rows: list, extras: dict) -> None:
+    """All numbers so far (written after every engine, so a run cut short keeps what it measured)."""
+    if args.out:
+        Path(args.out).write_text(json.dumps({"card": card, "rows": rows, "extras": extras}, indent=1, default=str))
+
+
 def calibrator(name: str, args):
     """MinMax calibration on `--calib-batches` fresh random batches of 4 (documented with the results)."""
     import workbench as wb
@@ -145,7 +151,7 @@ def calibrator(name: str, args):
     return wb.quant.MinMaxCalibrator(data, progress=False, device=args.device)
 
 
-def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision) -> tuple:
+def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision, warm=False) -> tuple:
     import workbench as wb
 
     net = wb.load_onnx(onnx_path)
@@ -160,7 +166,7 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precisi
     build_s = time.perf_counter() - t0
     log(f"  workbench build {build_s:.1f} s; tactics {histogram(engine.tactics.values())}")
     warm_s = None
-    if args.warm_rebuild and batch >= 64:  # the cache matters for the big builds
+    if warm and batch >= 64:  # the cache matters for the big builds
         t0 = time.perf_counter()
         wb.build(net, wb.BuilderConfig(**cfg))
         warm_s = time.perf_counter() - t0
@@ -263,6 +269,8 @@ def main(argv=None) -> int:
     p.add_argument("--modes", default="all", help=f"comma list of {MODES} or 'all'")
     p.add_argument("--precision", default="fp16", help="workbench precisions, comma-separated (fp16,int8)")
     p.add_argument("--calib-batches", type=int, default=4, help="random batches of 4 for int8 MinMax calibration")
+    p.add_argument("--extra-precision-min-batch", type=int, default=1,
+                   help="precisions after the first run only at batches of at least this")
     p.add_argument("--arena-compare", action="store_true", help="also report graph memory without the arena")
     p.add_argument("--level", type=int, default=3, help="builder_optimization_level")
     p.add_argument("--iters", type=int, default=50)
@@ -310,9 +318,13 @@ def main(argv=None) -> int:
             log(f"  torch failed: {type(e).__name__}: {e}")
             with torch.inference_mode():
                 ref = [to_numpy(model(*f.values())) for f in feeds_list]
-        for precision in args.precision.split(",") if "workbench" in modes else ():
+        precisions = args.precision.split(",") if "workbench" in modes else []
+        for i, precision in enumerate(precisions):
+            if i and batch < args.extra_precision_min_batch:
+                continue
             try:
-                row, extra = workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision)
+                row, extra = workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision,
+                                            warm=args.warm_rebuild and i == 0)
                 rows.append(row)
                 extras[f"{name}:{batch}:{precision}"] = extra
             except Exception as e:  # noqa: BLE001
@@ -320,9 +332,8 @@ def main(argv=None) -> int:
 
                 traceback.print_exc()
                 log(f"  workbench-{precision} failed: {type(e).__name__}: {e}")
-        if args.out:
-            Path(args.out).write_text(json.dumps({"card": card, "rows": rows, "extras": extras}, indent=1,
-                                                 default=str))
+            save(args, card, rows, extras)
+        save(args, card, rows, extras)
     md = table(rows, card)
     if args.results_md:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

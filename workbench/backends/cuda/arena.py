@@ -20,6 +20,11 @@ from .device import cp
 ALIGNMENT = 512  # what CuPy's pool rounds to
 
 
+def _device_id() -> int:
+    """Given explicitly: without it CuPy asks the driver about each pointer (not during a capture)."""
+    return int(cp.cuda.Device().id)
+
+
 def _align(n: int) -> int:
     return -(-int(n) // ALIGNMENT) * ALIGNMENT
 
@@ -45,6 +50,7 @@ class Recorder:
         self.born: list = []
         self.died: dict = {}
         self.clock = 0
+        self.device = _device_id()
 
     def _tick(self) -> int:
         self.clock += 1
@@ -57,7 +63,7 @@ class Recorder:
         block = self.pool.malloc(nbytes)
         self.sizes.append(int(nbytes))
         self.born.append(self._tick())
-        memory = cp.cuda.UnownedMemory(block.ptr, nbytes, _Lease(self, index, block))
+        memory = cp.cuda.UnownedMemory(block.ptr, nbytes, _Lease(self, index, block), self.device)
         return cp.cuda.MemoryPointer(memory, 0)
 
     def freed(self, index: int) -> None:
@@ -91,6 +97,7 @@ class Arena:
         self.block = pool.malloc(max(plan.arena_bytes, ALIGNMENT))
         self.next = 0
         self.diverged = None
+        self.device = _device_id()
 
     @property
     def nbytes(self) -> int:
@@ -102,7 +109,7 @@ class Arena:
         i, plan = self.next, self.plan
         self.next += 1
         if self.diverged is None and i < len(plan.sizes) and plan.sizes[i] == nbytes:
-            memory = cp.cuda.UnownedMemory(self.block.ptr + plan.offsets[i], nbytes, self.block)
+            memory = cp.cuda.UnownedMemory(self.block.ptr + plan.offsets[i], nbytes, self.block, self.device)
             return cp.cuda.MemoryPointer(memory, 0)
         if self.diverged is None:
             self.diverged = i
