@@ -8,6 +8,7 @@ from .fold_constants import fold_constants
 from .fuse_bias_activation import fuse_bias_activation
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
+from .fuse_residual_layernorm import fuse_residual_layernorm
 from .infer import infer
 from .manager import run_passes
 from .static_reshape import static_reshape
@@ -15,9 +16,10 @@ from .static_reshape import static_reshape
 # Folding first, so that patterns see constants and the shape arithmetic of exports dies; then
 # the pattern fusions that make ONNX ops (LayerNormalization, Gelu) and fold BN into matrix ops;
 # then the epilogue fusion, which takes the Gelu and the biases the earlier passes leave behind;
-# last attention, whose pattern starts at the (by then fused) Q/K/V projections' outputs.
+# last attention, whose pattern starts at the (by then fused) Q/K/V projections' outputs, and the
+# residual Adds folded into the norms after them.
 PASSES: list = [fold_constants, static_reshape, eliminate_dead_layers, fuse_layernorm, fuse_gelu,
-                fold_batchnorm, fuse_bias_activation, fuse_attention]
+                fold_batchnorm, fuse_bias_activation, fuse_attention, fuse_residual_layernorm]
 
 
 def optimize(net):

@@ -5,6 +5,8 @@
     FusedMatMul(A, B, bias?)        = act(MatMul(A, B) + bias)          (bias along the last axis)
     FusedAttention(Q, K, V, mask?)  = merge(Softmax(split(Q) split(K)ᵀ ⊙ scale + mask) split(V))
                                       (heads split from / merged into the last axis: BERT's attention)
+    FusedLayerNorm(X, scale, bias?, residual?) = LayerNormalization(X + residual, scale, bias)
+                                      (the residual connection before a post-LN transformer's norm)
 
 `activation` names a kind of ACTIVATIONS (None: no activation); `activation_alpha` and
 `activation_beta` are its parameters. Shape rules delegate to the ONNX op's rule, so the fused op
@@ -129,3 +131,16 @@ def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
         raise ShapeError(f"FusedAttention: Q and K widths differ ({q.shape[2]} vs {k.shape[2]})")
     batch = dims.broadcast((q.shape[0],), (k.shape[0],), (v.shape[0],))[0]
     return Info(q.dtype, (batch, q.shape[1], v.shape[2]))
+
+
+LAYERNORM_ATTRS = dict(axis=-1, epsilon=1e-5, stash_type=1)
+
+
+@op("FusedLayerNorm", since=1, domain=DOMAIN, **LAYERNORM_ATTRS)
+def fused_layer_norm(x, scale, bias=None, residual=None, **attrs):
+    """LayerNormalization of X + residual (same shape); only its first output (Y)."""
+    if residual is not None and x.shape is not None and residual.shape is not None and \
+            len(x.shape) == len(residual.shape) and broadcast_of(x, residual).shape != x.shape:
+        raise ShapeError(f"FusedLayerNorm: the residual {residual.shape} must not broadcast X {x.shape}")
+    out = _spec("LayerNormalization", "FusedLayerNorm").shape_rule(x, scale, bias, **attrs)
+    return out[0] if isinstance(out, (tuple, list)) else out

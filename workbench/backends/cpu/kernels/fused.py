@@ -64,9 +64,15 @@ def _heads(x: np.ndarray, num_heads: int) -> np.ndarray:
 @kernel("FusedAttention", domain=DOMAIN)
 def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
     scores = _onnx("MatMul")(_heads(q, num_heads), _heads(k, num_heads).transpose(0, 1, 3, 2))
-    if scale is not None:
-        scores = _onnx(scale_op)(scores, np.asarray(scale, scores.dtype))
+    if scale is not None:  # a NumPy scalar: the ONNX kernel also runs on CuPy arrays (the GPU's generic tactic)
+        scores = _onnx(scale_op)(scores, scores.dtype.type(scale))
     probs = _onnx("Softmax")(_add(scores, mask), **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
     out = _onnx("MatMul")(probs, _heads(v, num_heads))
     b, h, s, d = out.shape
     return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, s, h * d)
+
+
+@kernel("FusedLayerNorm", domain=DOMAIN)
+def fused_layer_norm(x, scale, bias=None, residual=None, *, axis, epsilon, stash_type):
+    y = _onnx("LayerNormalization")(_add(x, residual), scale, bias, axis=axis, epsilon=epsilon, stash_type=stash_type)
+    return y[0] if isinstance(y, tuple) else y
