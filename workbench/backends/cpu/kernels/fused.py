@@ -64,9 +64,15 @@ def _heads(x: np.ndarray, num_heads: int) -> np.ndarray:
 @kernel("FusedAttention", domain=DOMAIN)
 def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
     scores = _onnx("MatMul")(_heads(q, num_heads), _heads(k, num_heads).transpose(0, 1, 3, 2))
-    if scale is not None:  # a NumPy scalar: the ONNX kernel also runs on CuPy arrays (the GPU's generic tactic)
-        scores = _onnx(scale_op)(scores, scores.dtype.type(scale))
-    probs = _onnx("Softmax")(_add(scores, mask), **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
+    # Scale and mask with the array operators: the same values as the ONNX Mul/Div/Add kernels (one
+    # operation each, rounded once to the scores' dtype), and they also run on CuPy arrays, which the
+    # GPU's generic tactic hands this kernel.
+    if scale is not None:
+        c = scores.dtype.type(scale)
+        scores = scores * c if scale_op == "Mul" else scores / c
+    if mask is not None:
+        scores = scores + mask
+    probs = _onnx("Softmax")(scores, **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
     out = _onnx("MatMul")(probs, _heads(v, num_heads))
     b, h, s, d = out.shape
     return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, s, h * d)
