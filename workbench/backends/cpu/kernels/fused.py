@@ -107,3 +107,33 @@ def fused_gemm(a, b, c=None, *, activation, activation_alpha, activation_beta, *
 def fused_matmul(a, b, bias=None, *, activation, activation_alpha, activation_beta):
     y = _onnx("MatMul")(a, b)
     return _epilogue(y, bias, activation, activation_alpha, activation_beta)
+
+
+def _heads(x: np.ndarray, num_heads: int) -> np.ndarray:
+    """(B, S, H*D) -> (B, H, S, D), a view."""
+    b, s, e = x.shape
+    return x.reshape(b, s, num_heads, e // num_heads).transpose(0, 2, 1, 3)
+
+
+@kernel("FusedAttention", domain=DOMAIN)
+def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
+    scores = _onnx("MatMul")(_heads(q, num_heads), _heads(k, num_heads).transpose(0, 1, 3, 2))
+    # Scale and mask with the array operators: the same values as the ONNX Mul/Div/Add kernels (one
+    # operation each, rounded once to the scores' dtype), and they also run on CuPy arrays, which the
+    # GPU's generic tactic hands this kernel.
+    if scale is not None:
+        c = scores.dtype.type(scale)
+        scores = scores * c if scale_op == "Mul" else scores / c
+    if mask is not None:
+        scores = scores + mask
+    probs = _onnx("Softmax")(scores, **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
+    out = _onnx("MatMul")(probs, _heads(v, num_heads))
+    b, h, s, d = out.shape
+    return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, s, h * d)
+
+
+@kernel("FusedLayerNorm", domain=DOMAIN)
+def fused_layer_norm(x, scale, bias=None, residual=None, *, axis, epsilon, stash_type):
+    x = x if residual is None else _onnx("Add")(x, residual)
+    y = _onnx("LayerNormalization")(x, scale, bias, axis=axis, epsilon=epsilon, stash_type=stash_type)
+    return y[0] if isinstance(y, tuple) else y
