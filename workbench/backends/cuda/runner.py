@@ -128,12 +128,12 @@ class Runner:
         net = engine.network
         params = engine.tactic_params
         keep = set(net.outputs) | set(net.inputs) | set(net.weights)
-        last_use = {n: i for i, layer in enumerate(net.layers) for n in layer.inputs if n}
+        last_use = {n: i for i, layer in enumerate(net.layers) for n in layer.reads()}
         steps = []
         for i, layer in enumerate(net.layers):
             _, attrs = resolve(layer)
             dtypes = [(engine.storage_dtypes.get(o) or net.tensors[o].dtype) if o else "" for o in layer.outputs]
-            free = [n for n in set(layer.inputs) | set(layer.outputs)
+            free = [n for n in set(layer.reads()) | set(layer.outputs)
                     if n and n not in keep and last_use.get(n, -1) <= i]
             steps.append(Step(layer, attrs, engine.tactics.get(layer.name, "generic"), params.get(layer.name, {}),
                               engine.precisions.get(layer.name, "fp32"), dtypes, free))
