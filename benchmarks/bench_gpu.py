@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch_models as tm  # noqa: E402
 
+from workbench.tools import energy  # noqa: E402
+
+ENERGY_S = 1.0  # seconds of back-to-back calls per mode for the energy reading
 MODES = ("torch-fp32", "torch-fp16", "torch-compile-fp16", "workbench")
 INPUT_SETS = 3
 
@@ -68,7 +71,22 @@ class Timer:
         self.sync()
         times = np.array([self.one(fn, args[i % len(args)]) for i in range(iters)])
         return {"p50_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)),
-                "mean_ms": float(times.mean()), "iters": iters}
+                "mean_ms": float(times.mean()), "iters": iters, **self.energy(fn, args)}
+
+    def energy(self, fn, args: list, seconds: float = ENERGY_S) -> dict:
+        """Joules per call from the board's energy counter (NVML, workbench.tools.energy) over a
+        back-to-back run of at least `seconds`: short loops are below the counter's resolution."""
+        meter = energy.meter_for("cuda" if self.cuda else "cpu")
+        if meter is None:
+            return {"joules_per_call": None}
+        calls, t0 = 0, time.perf_counter()
+        meter.start()
+        while time.perf_counter() - t0 < seconds:
+            fn(args[calls % len(args)])
+            calls += 1
+        self.sync()
+        used = meter.stop()
+        return {"joules_per_call": used["joules"] / calls if used["joules"] else None, "energy_source": used["source"]}
 
 
 def rel_l2(got, want) -> float:
@@ -237,15 +255,16 @@ def by_type(prof: list) -> dict:
 
 # ------------------------------------------------------------------------------------------ report
 def table(rows: list, card: str) -> str:
-    head = ("| model | batch | mode | p50 ms | p99 ms | throughput /s | memory MiB | build s | warm build s "
-            "| rel. err vs torch fp32 |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | batch | mode | p50 ms | p99 ms | throughput /s | inferences/J | memory MiB | build s "
+            "| warm build s | rel. err vs torch fp32 |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [f"Card: {card}", "", head]
     for r in rows:
         mem = f"{r['memory_bytes'] / 2**20:.0f}" if r.get("memory_bytes") else "-"
         build = f"{r['build_s']:.1f}" if r.get("build_s") is not None else "-"
         warm = f"{r['warm_build_s']:.1f}" if r.get("warm_build_s") is not None else "-"
+        per_joule = f"{r['batch'] / r['joules_per_call']:.0f}" if r.get("joules_per_call") else "-"
         lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
-                     f"{r['throughput']:.0f} | {mem} | {build} | {warm} | {r['rel_err']:.1e} |")
+                     f"{r['throughput']:.0f} | {per_joule} | {mem} | {build} | {warm} | {r['rel_err']:.1e} |")
     return "\n".join(lines)
 
 
