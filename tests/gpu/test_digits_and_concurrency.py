@@ -25,7 +25,8 @@ def _accuracy(engine, d) -> float:
 def test_fp8_on_the_gpu_is_refused_clearly(digits, tmp_path):
     cal = wb.quant.EntropyCalibrator(digits.x_calib, cache=str(tmp_path / "fp8.calib"))
     with pytest.raises(wb.UnsupportedError, match="FP8"):
-        wb.build(wb.load_onnx(digits.model), wb.BuilderConfig(device="cuda", precision="fp8", calibrator=cal))
+        wb.build(wb.load_onnx(digits.model), wb.BuilderConfig(device="cuda", precision="fp8", calibrator=cal,
+                                                                     max_batch=8))
 
 
 @pytest.mark.parametrize("precision", ["int8"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .cudnn_plans import CudnnPlans
 from .device import cp, library
 from .gemm import _operand, _Plan, compute_dtype
 from .pointwise import run as run_pointwise
@@ -85,7 +86,7 @@ def bias_layout(g: Geometry, mode: str) -> tuple:
     return dims, [0 if m[i] == 1 and dims[i] != 1 else strides[i] for i in range(4)]
 
 
-class CudnnSdpa:
+class CudnnSdpa(CudnnPlans):
     """One cuDNN frontend SDPA graph on BSHD-strided Q/K/V/O, with the mask as its additive bias.
 
     bias "stride0": the mask's broadcast dims are read with stride 0 (no copy); "full": the mask is
@@ -119,12 +120,9 @@ class CudnnSdpa:
         dim, stride = g.bshd(g.sq, g.dv)
         o.set_output(True).set_dim(dim).set_stride(stride).set_data_type(io)
         t["O"] = o
-        self.graph, self.tensors = graph, t
         graph.validate()
         graph.build_operation_graph()
-        graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
-        graph.check_support()
-        self.built: set = set()
+        self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
 
     def bias(self, mask, dtype):
         m = _mask4(mask, self.geo, dtype)
@@ -132,18 +130,6 @@ class CudnnSdpa:
             return cp.ascontiguousarray(cp.broadcast_to(m, tuple(bias_dims(self.geo))))
         return cp.ascontiguousarray(m)
 
-    def build(self, index: int) -> tuple:
-        count = int(self.graph.get_execution_plan_count())
-        if index >= count:
-            raise RuntimeError(f"cuDNN offers {count} SDPA plan(s), no plan {index}")
-        if index not in self.built:
-            self.graph.build_plan_at_index(index)
-            self.built.add(index)
-        return int(self.graph.get_workspace_size_plan_at_index(index)), str(self.graph.get_plan_name_at_index(index))
-
-    def execute(self, index: int, buffers: dict, workspace, handle) -> None:
-        pack = {self.tensors[k]: int(v.data.ptr) for k, v in buffers.items()}
-        self.graph.execute_plan_at_index(pack, workspace, index=index, handle=handle)
 
 
 @tactic("sdpa", ops=ATTENTION_OPS, precisions=("fp16",), rank=10)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .cudnn_plans import CudnnPlans
 from .device import cp, library
 from .pointwise import act_node, activation_supported, run as run_pointwise
 from .site import round_bf16
@@ -165,7 +166,7 @@ def _weights(args, site, dev):
 
 
 # ------------------------------------------------------------------------------- cuDNN frontend
-class CudnnConv:
+class CudnnConv(CudnnPlans):
     """One cuDNN frontend graph for a site: conv (+ bias + residual + activation when fused).
 
     out_float: the output in float32 whatever the input type (the int8 tactic's exact accumulator).
@@ -202,14 +203,11 @@ class CudnnConv:
             y = self._activation(graph, y)
         y.set_output(True).set_data_type(f32 if out_float else io).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
         t["Y"] = y
-        self.tensors = t
         graph.validate()
         graph.build_operation_graph()
         if site.precision in ("fp32", "bf16"):  # fp32 must not silently run as TF32
             graph.deselect_numeric_notes([cudnn.numerical_note.TENSOR_CORE, cudnn.numerical_note.DOWN_CONVERT_INPUTS])
-        graph.create_execution_plans([cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
-        graph.check_support()
-        self.built: set = set()
+        self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK])
 
     def _activation(self, graph, y):
         e = self.epi
@@ -226,21 +224,6 @@ class CudnnConv:
             raise RuntimeError(f"activation {e.act} not fused by cuDNN")
         return builder(input=y, name="act")
 
-    def plan_count(self) -> int:
-        return int(self.graph.get_execution_plan_count())
-
-    def build(self, index: int) -> tuple:
-        """(workspace bytes, plan name) after building plan `index`."""
-        if index >= self.plan_count():
-            raise RuntimeError(f"cuDNN offers {self.plan_count()} plan(s), no plan {index}")
-        if index not in self.built:
-            self.graph.build_plan_at_index(index)
-            self.built.add(index)
-        return int(self.graph.get_workspace_size_plan_at_index(index)), str(self.graph.get_plan_name_at_index(index))
-
-    def execute(self, index: int, buffers: dict, workspace, handle) -> None:
-        pack = {self.tensors[k]: int(v.data.ptr) for k, v in buffers.items()}
-        self.graph.execute_plan_at_index(pack, workspace, index=index, handle=handle)
 
 
 @tactic("cudnn", ops=CONV_OPS, rank=10)
