@@ -1,4 +1,10 @@
-"""Resource limits that protect the user's process from models that would eat the machine."""
+"""Resource limits that protect the user's process from models that would eat the machine.
+
+Two guards use them: shape inference refuses any tensor whose static size is over the limit
+(declared inputs, and outputs computed from constants), and the executor re-checks, just before
+running them, the few layers whose output size depends on input VALUES only known at run time
+(VALUE_SHAPED_OPS: Range(0, n) with n an input, Expand to a shape input...).
+"""
 from __future__ import annotations
 
 import os
@@ -6,6 +12,16 @@ import os
 # A single tensor may take at most this fraction of the host's physical memory by default.
 TENSOR_FRACTION = 0.25
 _override: int | None = None
+
+# Ops whose output element count is a function of the values (not only the shapes) of their
+# inputs: a target shape, a count, repeats, pads, sizes or scales. Build-time checks at the
+# profile's largest shapes bound every other op; these are checked again at run time, by their
+# shape rules applied to the actual inputs (one source of truth for the arithmetic).
+VALUE_SHAPED_OPS = frozenset({
+    "ConstantOfShape", "Expand", "Tile", "Range", "Pad", "OneHot", "Resize", "Upsample",
+    "CenterCropPad", "Col2Im", "MaxUnpool", "AffineGrid", "DFT", "STFT",
+    "HannWindow", "HammingWindow", "BlackmanWindow", "MelWeightMatrix",
+})
 
 
 def host_memory_bytes() -> int:

@@ -5,6 +5,7 @@ so that the Shape -> Gather -> Concat -> Reshape chains of torch exports keep ex
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
@@ -78,7 +79,7 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
 def _elements(info) -> int | None:
     if info is None or info.shape is None or not all(isinstance(d, (int, np.integer)) for d in info.shape):
         return None
-    return int(np.prod([int(d) for d in info.shape], dtype=object))
+    return math.prod(int(d) for d in info.shape)  # Python ints: absurd dims must not wrap around
 
 
 def _all_small(outs) -> bool:
@@ -86,11 +87,16 @@ def _all_small(outs) -> bool:
 
 
 def _check_limit(layer, outs, limit: int) -> None:
+    where = "graph input" if isinstance(layer, _GraphInput) else f"layer {layer.name!r} ({layer.op}): output"
     for name, info in zip(layer.outputs, outs):
+        if info is not None and info.shape is not None and \
+                any(isinstance(d, (int, np.integer)) and d < 0 for d in info.shape):
+            raise ShapeError(f"{where} {name!r} would have a negative dim: shape {tuple(info.shape)}; "
+                             f"the model is malformed (check the shapes, pads or sizes it is given)")
         n = _elements(info)
         if n is not None and n * _itemsize(info.dtype) > limit:
             raise ResourceLimitError(
-                f"layer {layer.name!r} ({layer.op}): output {name!r} would have shape {tuple(info.shape)} "
+                f"{where} {name!r} would have shape {tuple(info.shape)} "
                 f"({n * _itemsize(info.dtype) / 2**30:.1f} GiB), over the limit of {limit / 2**30:.1f} GiB; "
                 f"the model is malformed or needs smaller shapes (or raise the limit with "
                 f"workbench.limits.set_tensor_limit)")
@@ -126,6 +132,20 @@ def infer_shapes(net, evaluate: Callable | None = None) -> dict:
                 infos[name] = info
                 _record(net, name, info)
     return infos
+
+
+def check_run_time_sizes(layer, arrays: list, limit: int | None = None) -> None:
+    """Refuse, before its kernel allocates anything, a layer whose outputs would be over `limit` bytes.
+
+    For the ops of `limits.VALUE_SHAPED_OPS`, whose output size depends on input values known only
+    at run time: the op's own shape rule is applied to the actual inputs (small ones with values).
+    """
+    infos = {}
+    for name, a in zip(layer.inputs, arrays):
+        if name and a is not None:
+            small = isinstance(a, np.ndarray) and a.size <= PROPAGATE_LIMIT
+            infos[name] = Info(_dtype_name(a.dtype), tuple(a.shape), a if small else None)
+    infer_outputs(layer, infos, None, limit)
 
 
 class _GraphInput:

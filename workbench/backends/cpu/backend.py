@@ -8,6 +8,8 @@ import numpy as np
 
 from ...builder.precision import MATMUL_OPS
 from ...dtypes import np_dtype
+from ...ir.shapes import check_run_time_sizes
+from ...limits import VALUE_SHAPED_OPS, default_tensor_limit
 from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
 
@@ -26,16 +28,22 @@ def select_tactics(net, precisions: dict, cfg, log) -> dict:
 class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
-    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp")
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "size_limit")
 
-    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp):
+    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, size_limit=None):
         self.layer, self.fn, self.attrs = layer, fn, attrs
         self.inputs, self.outputs = layer.inputs, layer.outputs
         self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
+        self.size_limit = size_limit  # bytes, for layers whose output size depends on input values
 
     def arguments(self, env: dict) -> list:
-        """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32."""
+        """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32.
+
+        A layer of VALUE_SHAPED_OPS is first checked: outputs over the size limit are refused here.
+        """
         args = [env[n] if n else None for n in self.inputs]
+        if self.size_limit is not None:
+            check_run_time_sizes(self.layer, args, self.size_limit)
         if self.lowp is not None:
             args = [a.astype(self.lowp) if a is not None and a.dtype == np.float32 else a for a in args]
         args = [upcast(a) for a in args]
@@ -76,6 +84,7 @@ def _compile(engine) -> list:
     for i, layer in enumerate(net.layers):
         for name in layer.inputs:
             last_use[name] = i
+    limit = engine.config.get("memory_limit") or default_tensor_limit()
     steps = []
     for i, layer in enumerate(net.layers):
         fn, attrs = resolve(layer)
@@ -86,7 +95,8 @@ def _compile(engine) -> list:
         precision = engine.precisions.get(layer.name, "fp32")
         tf32 = precision == "tf32" and layer.op in MATMUL_OPS
         lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
-        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp))
+        guarded = layer.op in VALUE_SHAPED_OPS and layer.domain in ("", "ai.onnx")
+        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, limit if guarded else None))
     return steps
 
 
