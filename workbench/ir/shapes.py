@@ -5,6 +5,8 @@ so that the Shape -> Gather -> Concat -> Reshape chains of torch exports keep ex
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 from typing import Callable
 
@@ -59,6 +61,10 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     missing = [n for n, i in zip(layer.inputs, ins) if n and i is None]
     if missing:
         raise ValidationError(f"layer {layer.name!r} ({layer.op}) reads {missing}, which nothing produces")
+    omitted = [i for i in range(min(_required_inputs(rule), len(ins))) if ins[i] is None]
+    if omitted:
+        raise ShapeError(f"layer {layer.name!r} ({layer.op}): input {omitted[0]} is required but its name is "
+                         f"empty (omitted); the model is malformed")
     try:
         outs = rule(*ins, **attrs)
     except WorkbenchError as e:
@@ -74,6 +80,24 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
         except WorkbenchError:
             pass  # the rule's answer stands; the kernel's error will surface at run time
     return outs
+
+
+@functools.lru_cache(maxsize=None)
+def _required_inputs(rule) -> int:
+    """How many leading inputs a shape rule requires (positional parameters without a default)."""
+    try:
+        params = inspect.signature(rule).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return sum(1 for p in positional if p.default is p.empty)
+
+
+def _min_elements(info) -> int | None:
+    """Elements of a tensor at its smallest non-empty size: symbolic dims count as 1."""
+    if info is None or info.shape is None:
+        return None
+    return math.prod(int(d) if isinstance(d, (int, np.integer)) else 1 for d in info.shape)
 
 
 def _elements(info) -> int | None:
@@ -93,7 +117,7 @@ def _check_limit(layer, outs, limit: int) -> None:
                 any(isinstance(d, (int, np.integer)) and d < 0 for d in info.shape):
             raise ShapeError(f"{where} {name!r} would have a negative dim: shape {tuple(info.shape)}; "
                              f"the model is malformed (check the shapes, pads or sizes it is given)")
-        n = _elements(info)
+        n = _min_elements(info)  # a static part already over the limit is refused, whatever the rest
         if n is not None and n * _itemsize(info.dtype) > limit:
             raise ResourceLimitError(
                 f"{where} {name!r} would have shape {tuple(info.shape)} "

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..builder.config import PRECISIONS
 from ..builder.memory import MemoryPlan
-from ..dtypes import np_dtype
+from ..dtypes import _EXTRA, np_dtype
 from ..errors import PlanFormatError, PluginError
 from ..ir import Layer, Network, Tensor
 from .engine import Engine
@@ -128,6 +129,7 @@ def deserialize(data: bytes, where: str = "plan") -> Engine:
                         memory, header["config"], header["device"], header["report"],
                         dict(header.get("tactic_params", {})), dict(header.get("storage_dtypes", {})))
         net.validate()
+        _check_engine(engine)
     except PluginError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -199,6 +201,50 @@ def _network_from_json(d: dict, weights: dict) -> Network:
                     str(l["domain"]), list(l["fused"])) for l in d["layers"]]
     return Network(str(d["name"]), list(d["inputs"]), list(d["outputs"]), layers, tensors, weights,
                    int(d["opset"]), dict(d.get("metadata", {})))
+
+
+def _check_engine(engine: Engine) -> None:
+    """Types and cross-references the runners rely on; the checksum stops accidents, not forgers, so a
+    hand-made header must fail here with a clear message rather than deep inside a backend."""
+    net = engine.network
+    edges = [*net.inputs, *net.outputs, *(n for l in net.layers for n in [*l.inputs, *l.outputs])]
+    _require(all(isinstance(n, str) for n in edges), "tensor names must be strings")
+    undeclared = sorted({n for n in edges if n and n not in net.tensors})
+    _require(not undeclared, f"tensors {undeclared[:5]} are used by layers but not declared")
+    for t in net.tensors.values():
+        _require(_is_dtype(t.dtype), f"tensor {t.name!r} has dtype {t.dtype!r}, not a numeric type")
+        _require(t.shape is None or all(_is_dim(d) for d in t.shape), f"tensor {t.name!r} has shape {t.shape}")
+    _require(engine.backend in ("cpu", "cuda"), f"backend {engine.backend!r} is not cpu or cuda")
+    _require(all(isinstance(v, str) for v in engine.tactics.values()), "tactic names must be strings")
+    _require(all(v in PRECISIONS for v in engine.precisions.values()), f"precisions must be among {PRECISIONS}")
+    _require(all(_is_dtype(v) for v in engine.storage_dtypes.values()), "storage dtypes must be numeric types")
+    for d in (engine.config, engine.device, engine.report, engine.tactic_params):
+        _require(isinstance(d, dict), "config, device, report and tactic_params must be objects")
+    for profile in engine.profiles:
+        _require(set(profile) <= set(net.inputs), f"a profile names {sorted(set(profile) - set(net.inputs))}, "
+                                                  f"which are not inputs")
+        for name, triple in profile.items():
+            _require(len(triple) == 3 and len({len(s) for s in triple}) == 1 and
+                     all(d >= 0 for s in triple for d in s), f"profile of {name!r} is not 3 shapes of one rank")
+
+
+def _require(condition: bool, what: str) -> None:
+    if not condition:
+        raise PlanFormatError(f"the plan header is inconsistent: {what}; rebuild the plan")
+
+
+def _is_dim(d) -> bool:
+    return isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+
+
+def _is_dtype(name) -> bool:
+    """A numeric or bool dtype name (numpy's, or ml_dtypes' small floats and ints): never object or str."""
+    if not isinstance(name, str):
+        return False
+    try:
+        return name in _EXTRA or np_dtype(name).kind in "biufc"
+    except Exception:  # noqa: BLE001 - anything np.dtype refuses is not a dtype
+        return False
 
 
 def _check_plugins(names: list, where: str) -> None:
