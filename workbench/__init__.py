@@ -26,6 +26,9 @@ _LAZY = {
     "Engine": ("workbench.runtime.engine", "Engine"),
     "ExecutionContext": ("workbench.runtime.context", "ExecutionContext"),
     "Network": ("workbench.ir.network", "Network"),
+    "bench": ("workbench.tools.bench", "bench"),
+    "compare": ("workbench.tools.compare", "compare"),
+    "sweep": ("workbench.tools.sweep", "sweep"),
 }
 _SUBMODULES = {"zoo", "quant", "tools", "baselines", "ui", "conformance"}
 

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -21,8 +22,8 @@ def parse_size(value, option: str = "workspace") -> int:
     if isinstance(value, bool):
         raise ConfigError(f"{option}: expected a byte count or a size like '512MiB', got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ConfigError(f"{option}: must not be negative, got {value}")
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{option}: must be a finite, non-negative byte count, got {value}")
         return int(value)
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
     if not m or m.group(2).lower() not in _UNITS:
@@ -40,6 +41,10 @@ def _shape3(name: str, triple) -> tuple:
     if any(not (a <= b <= c) for a, b, c in zip(lo, opt, hi)) or any(a < 0 for a in lo):
         raise ConfigError(f"profiles: input {name!r}: need 0 <= min <= opt <= max per dim, got {lo}, {opt}, {hi}")
     return lo, opt, hi
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int to Python, not to a user
 
 
 @dataclass
@@ -75,17 +80,23 @@ class BuilderConfig:
         self.workspace = parse_size(self.workspace)
         if self.memory_limit is not None:
             self.memory_limit = parse_size(self.memory_limit, "memory_limit")
+        if not isinstance(self.layer_precisions, dict):
+            raise ConfigError(f"layer_precisions must be a dict {{layer name: precision}}, got "
+                              f"{type(self.layer_precisions).__name__}")
         for layer, p in self.layer_precisions.items():
             if p not in PRECISIONS:
                 raise ConfigError(f"layer_precisions[{layer!r}] must be one of {PRECISIONS}, got {p!r}")
-        if not isinstance(self.timing_iterations, int) or self.timing_iterations < 1:
+        if not _is_int(self.timing_iterations) or self.timing_iterations < 1:
             raise ConfigError(f"timing_iterations must be a positive int, got {self.timing_iterations!r}")
         if self.builder_optimization_level not in range(6):
             raise ConfigError(f"builder_optimization_level must be 0..5, got {self.builder_optimization_level!r}")
-        if self.max_batch is not None and (not isinstance(self.max_batch, int) or self.max_batch < 1):
+        if self.max_batch is not None and (not _is_int(self.max_batch) or self.max_batch < 1):
             raise ConfigError(f"max_batch must be a positive int, got {self.max_batch!r}")
         if not isinstance(self.profiles, (list, tuple)):
             self.profiles = [self.profiles]
+        if not all(isinstance(p, dict) for p in self.profiles):
+            raise ConfigError(f"profiles must be a list of {{input name: (min, opt, max)}} dicts, got "
+                              f"{self.profiles!r}")
         self.profiles = [{name: _shape3(name, triple) for name, triple in p.items()} for p in self.profiles]
         return self
 

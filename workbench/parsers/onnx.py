@@ -152,6 +152,9 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
     newest = onnx.defs.onnx_opset_version()
     if opset > newest:
         raise ParseError(f"{where}: uses ONNX opset {opset}, newer than this onnx ({newest}); upgrade onnx")
+    if opset == 0:
+        raise ParseError(f"{where}: imports no ai.onnx opset (only {sorted(opsets)}); workbench reads models of "
+                         f"the default ONNX domain, with plugins for custom ops")
     if opset < MIN_OPSET:
         raise ParseError(f"{where}: uses ONNX opset {opset}; workbench reads opset {MIN_OPSET} and newer — "
                          f"convert it with onnx.version_converter")
@@ -275,6 +278,8 @@ def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, wher
         attrs["_opset"] = opsets.get("", 0)
     if node.op_type == "Split" and domain == "":
         attrs["_num_outputs"] = len(node.output)
+    if node.op_type == "MaxPool" and domain == "":
+        attrs["_indices"] = int(len(node.output) > 1 and bool(node.output[1]))  # indices cost 4x the max
     inputs = list(node.input)
     while inputs and not inputs[-1]:
         inputs.pop()

@@ -1,10 +1,21 @@
 """The builder's optimization pipeline: which passes run, in which order."""
 from __future__ import annotations
 
+from .eliminate_dead_layers import eliminate_dead_layers
+from .fold_batchnorm import fold_batchnorm
+from .fold_constants import fold_constants
+from .fuse_bias_activation import fuse_bias_activation
+from .fuse_gelu import fuse_gelu
+from .fuse_layernorm import fuse_layernorm
 from .infer import infer
 from .manager import run_passes
+from .static_reshape import static_reshape
 
-PASSES: list = []
+# Folding first, so that patterns see constants and the shape arithmetic of exports dies; then
+# the pattern fusions that make ONNX ops (LayerNormalization, Gelu) and fold BN into matrix ops;
+# last the epilogue fusion, which takes the Gelu and the biases the earlier passes leave behind.
+PASSES: list = [fold_constants, static_reshape, eliminate_dead_layers, fuse_layernorm, fuse_gelu,
+                fold_batchnorm, fuse_bias_activation]
 
 
 def optimize(net):

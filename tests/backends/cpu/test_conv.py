@@ -1,0 +1,91 @@
+import ml_dtypes
+import numpy as np
+import pytest
+
+from tests.oracle import check, ours, rand, reference
+
+CONV_CASES = [
+    ((2, 4, 9, 8), (6, 4, 3, 3), dict(pads=[1, 1, 1, 1])),
+    ((1, 4, 9, 8), (6, 4, 3, 2), dict(strides=[2, 1], pads=[1, 0, 2, 1])),
+    ((1, 4, 11, 10), (5, 4, 3, 3), dict(dilations=[2, 3], pads=[2, 1, 0, 3])),
+    ((2, 4, 9, 8), (6, 4, 2, 3), dict(auto_pad="SAME_UPPER", strides=[2, 3])),
+    ((2, 4, 9, 8), (6, 4, 2, 3), dict(auto_pad="SAME_LOWER", strides=[3, 2])),
+    ((2, 4, 9, 8), (6, 4, 3, 3), dict(auto_pad="VALID", strides=[2, 2])),
+    ((2, 4, 9, 8), (6, 2, 3, 3), dict(group=2, pads=[1, 1, 1, 1])),
+    ((2, 6, 9, 8), (6, 1, 3, 3), dict(group=6, pads=[1, 1, 1, 1])),  # depthwise, stride 1
+    ((2, 6, 9, 8), (12, 1, 3, 3), dict(group=6, strides=[2, 2], pads=[1, 0, 1, 0])),  # multiplier 2
+    ((1, 4, 9, 8), (4, 1, 3, 3), dict(group=4, dilations=[2, 1], pads=[2, 2, 2, 2])),
+    ((2, 8, 7, 6), (5, 8, 1, 1), {}),  # pointwise
+    ((2, 8, 7, 6), (6, 4, 1, 1), dict(group=2, strides=[2, 2])),
+    ((2, 3, 10), (4, 3, 3), dict(pads=[1, 2], strides=[2])),  # 1-D
+    ((1, 2, 5, 6, 7), (3, 2, 3, 2, 3), dict(pads=[1, 0, 1, 1, 1, 0])),  # 3-D
+    ((1, 4, 5, 6, 7), (8, 1, 3, 3, 3), dict(group=4, pads=[1] * 6)),  # 3-D depthwise
+]
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES)
+def test_conv_matches_reference(xs, ws, attrs):
+    check("Conv", [rand(*xs), rand(*ws), rand(ws[0])], attrs, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_without_bias_float64():
+    check("Conv", [rand(1, 3, 6, 6, dtype="float64"), rand(2, 3, 3, 3, dtype="float64")],
+          dict(pads=[1, 1, 1, 1]), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_conv_low_precision_computes_in_float32(dtype):
+    x, w = rand(1, 4, 6, 6), rand(3, 4, 3, 3)
+    want = ours("Conv", [x, w], dict(pads=[1, 1, 1, 1]))[0]
+    got = ours("Conv", [x.astype(dtype), w.astype(dtype)], dict(pads=[1, 1, 1, 1]))[0]
+    assert got.dtype == np.dtype(getattr(ml_dtypes, dtype, dtype))
+    np.testing.assert_allclose(got.astype(np.float32), want, rtol=0.05, atol=0.1)
+
+
+def test_conv_large_batch_is_built_in_chunks(monkeypatch):
+    from workbench.backends.cpu.kernels import conv
+    monkeypatch.setattr(conv, "_COLS_BYTES", 1000)  # forces one image per chunk
+    check("Conv", [rand(3, 4, 6, 6), rand(5, 4, 3, 3)], dict(pads=[1, 1, 1, 1]), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("xs, ws, attrs", [
+    ((1, 3, 4, 5), (3, 2, 3, 3), dict(strides=[2, 2], pads=[1, 1, 1, 1])),
+    ((2, 3, 4, 5), (3, 2, 3, 3), dict(strides=[3, 2], output_padding=[1, 1])),
+    ((1, 4, 4, 5), (4, 2, 3, 3), dict(dilations=[2, 2])),
+    ((1, 3, 4, 5), (3, 2, 3, 3), dict(strides=[2, 2], auto_pad="SAME_UPPER")),
+    ((1, 3, 4, 5), (3, 2, 3, 3), dict(strides=[2, 2], auto_pad="SAME_LOWER")),
+    ((1, 3, 4, 5), (3, 2, 3, 3), dict(strides=[3, 2], output_shape=[12, 11])),
+    ((1, 3, 6), (3, 2, 4), dict(strides=[2], pads=[1, 1])),
+    ((1, 2, 3, 4, 3), (2, 2, 2, 3, 2), dict(strides=[2, 1, 2])),
+])
+def test_conv_transpose_matches_reference(xs, ws, attrs):
+    check("ConvTranspose", [rand(*xs), rand(*ws), rand(ws[1] * attrs.get("group", 1))], attrs,
+          rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("attrs", [dict(strides=[2, 2], pads=[1, 0, 1, 1]), dict(dilations=[2, 1])])
+def test_grouped_conv_transpose_is_the_concatenation_of_its_groups(attrs):
+    # onnx.reference mishandles groups with several output channels each, so compare per group
+    x, w, b = rand(2, 6, 4, 5), rand(6, 2, 3, 3), rand(6)
+    want = np.concatenate([reference("ConvTranspose", [x[:, 2 * g:2 * g + 2], w[2 * g:2 * g + 2], b[2 * g:2 * g + 2]],
+                                     attrs)[0] for g in range(3)], axis=1)
+    got = ours("ConvTranspose", [x, w, b], dict(group=3, **attrs))[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("x_dtype, w_dtype", [("uint8", "uint8"), ("int8", "int8"), ("uint8", "int8")])
+def test_conv_integer_matches_reference(x_dtype, w_dtype):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 100, (1, 3, 6, 5)).astype(x_dtype)
+    w = rng.integers(0, 50, (4, 3, 3, 3)).astype(w_dtype)
+    check("ConvInteger", [x, w, np.array(7, x_dtype), np.arange(4).astype(w_dtype)], dict(pads=[1, 1, 1, 1]))
+
+
+@pytest.mark.parametrize("out_dtype", ["uint8", "int8"])
+def test_qlinear_conv_per_channel_matches_reference(out_dtype):
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (1, 3, 6, 5)).astype(np.uint8)
+    w = rng.integers(-60, 60, (4, 3, 3, 3)).astype(np.int8)
+    inputs = [x, np.float32(0.02), np.uint8(120), w, np.float32([0.01, 0.02, 0.03, 0.015]), np.int8([0, 0, 0, 0]),
+              np.float32(0.3), np.array(10, out_dtype), rng.integers(-500, 500, 4).astype(np.int32)]
+    check("QLinearConv", [np.asarray(a) for a in inputs], dict(pads=[1, 1, 1, 1], strides=[2, 1]))

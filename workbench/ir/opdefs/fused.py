@@ -1,0 +1,99 @@
+"""Fused ops made by the optimizer (domain "workbench"): a matrix op, its bias and its activation.
+
+    FusedConv(X, W, B?, residual?)  = act(Conv(X, W, B) + residual)     (cuDNN's conv-bias-add-act)
+    FusedGemm(A, B, C?)             = act(Gemm(A, B, C))
+    FusedMatMul(A, B, bias?)        = act(MatMul(A, B) + bias)          (bias along the last axis)
+
+`activation` names a kind of ACTIVATIONS (None: no activation); `activation_alpha` and
+`activation_beta` are its parameters. Shape rules delegate to the ONNX op's rule, so the fused op
+accepts exactly what the op it stands for accepts.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from ...errors import UnsupportedError
+from ..ops import Info, attributes, op, spec_for
+from ..rules import broadcast_of
+
+DOMAIN = "workbench"
+
+
+class Activation(NamedTuple):
+    """How an activation kind runs as an ONNX op: `params` name what alpha and beta become."""
+
+    op: str
+    params: tuple = ()
+    fixed: dict = {}
+    params_are_inputs: bool = False  # Clip (opset >= 11) takes its bounds as inputs
+
+
+ACTIVATIONS = {
+    "Relu": Activation("Relu"),
+    "Sigmoid": Activation("Sigmoid"),
+    "Tanh": Activation("Tanh"),
+    "HardSwish": Activation("HardSwish"),
+    "Softplus": Activation("Softplus"),
+    "Softsign": Activation("Softsign"),
+    "Mish": Activation("Mish"),
+    "LeakyRelu": Activation("LeakyRelu", ("alpha",)),
+    "Elu": Activation("Elu", ("alpha",)),
+    "Celu": Activation("Celu", ("alpha",)),
+    "ThresholdedRelu": Activation("ThresholdedRelu", ("alpha",)),
+    "HardSigmoid": Activation("HardSigmoid", ("alpha", "beta")),
+    "Selu": Activation("Selu", ("alpha", "gamma")),
+    "Clip": Activation("Clip", ("min", "max"), params_are_inputs=True),  # ReLU6 is Clip(0, 6)
+    "Gelu": Activation("Gelu", fixed={"approximate": "none"}),
+    "GeluTanh": Activation("Gelu", fixed={"approximate": "tanh"}),
+}
+
+ACTIVATION_ATTRS = dict(activation=None, activation_alpha=None, activation_beta=None)
+CONV_ATTRS = dict(auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None, pads=None, strides=None)
+GEMM_ATTRS = dict(alpha=1.0, beta=1.0, transA=0, transB=0)
+# fused op -> (the ONNX op it extends, that op's attributes)
+BASE = {"FusedConv": ("Conv", CONV_ATTRS), "FusedGemm": ("Gemm", GEMM_ATTRS), "FusedMatMul": ("MatMul", {})}
+
+
+def base_attributes(fused_op: str, attrs: dict) -> dict:
+    """The base ONNX op's attributes (its defaults filled) out of a fused layer's attributes."""
+    base, names = BASE[fused_op]
+    spec = _spec(base, fused_op)
+    return attributes(spec, {k: attrs[k] for k in names}, f"{fused_op} (as {base})")
+
+
+def _spec(base: str, fused_op: str):
+    spec = spec_for(base)
+    if spec is None:
+        raise UnsupportedError(f"{fused_op} needs the {base} op, which is not registered")
+    return spec
+
+
+def _check_activation(activation) -> None:
+    if activation is not None and activation not in ACTIVATIONS:
+        raise UnsupportedError(f"fused activation {activation!r} is unknown; known: {sorted(ACTIVATIONS)}")
+
+
+def _base_rule(fused_op: str, inputs: list, attrs: dict):
+    _check_activation(attrs["activation"])
+    out = _spec(BASE[fused_op][0], fused_op).shape_rule(*inputs, **base_attributes(fused_op, attrs))
+    return out[0] if isinstance(out, (tuple, list)) and not isinstance(out, Info) else out
+
+
+@op("FusedConv", since=1, domain=DOMAIN, **CONV_ATTRS, **ACTIVATION_ATTRS)
+def fused_conv(x, w, b=None, residual=None, **attrs):
+    """Conv, plus a residual of the output's shape, then the activation."""
+    out = _base_rule("FusedConv", [x, w, b], attrs)
+    return out if residual is None else broadcast_of(out, residual)
+
+
+@op("FusedGemm", since=1, domain=DOMAIN, **GEMM_ATTRS, **ACTIVATION_ATTRS)
+def fused_gemm(a, b, c=None, **attrs):
+    """Gemm, then the activation."""
+    return _base_rule("FusedGemm", [a, b, c], attrs)
+
+
+@op("FusedMatMul", since=1, domain=DOMAIN, **ACTIVATION_ATTRS)
+def fused_matmul(a, b, bias=None, **attrs):
+    """MatMul plus a bias broadcast along the last axis, then the activation."""
+    out = _base_rule("FusedMatMul", [a, b], attrs)
+    return out if bias is None else broadcast_of(out, bias)
