@@ -162,7 +162,7 @@ def _split(data: bytes, where: str):
     try:
         header = json.loads(body[_PREFIX.size:_PREFIX.size + head_len].decode("utf-8"),
                             object_hook=_json_object)
-    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: absurdly nested JSON
+    except (ValueError, TypeError, KeyError, RecursionError) as e:  # a bad array entry; absurdly nested JSON
         raise PlanFormatError(f"{where}: the plan header is not valid JSON ({type(e).__name__}: {e}); "
                               f"rebuild the plan") from None
     start = _PREFIX.size + head_len
