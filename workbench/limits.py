@@ -40,3 +40,12 @@ def set_tensor_limit(nbytes: int | None) -> None:
     """Set (or with None, reset) the largest tensor allowed, in bytes.  >>> set_tensor_limit(8 << 30)"""
     global _override
     _override = None if nbytes is None else int(nbytes)
+
+
+def format_bytes(n: int) -> str:
+    """A byte count for messages: '512.0 MiB', '8.0 GiB', '4.5e+06 TiB'.  >>> format_bytes(3 << 30)"""
+    for unit, size in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.1f} {unit}" if value < 1e6 else f"{value:.1e} {unit}"
+    return f"{n} bytes"

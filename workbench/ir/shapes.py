@@ -14,7 +14,7 @@ import numpy as np
 
 from ..dtypes import np_dtype
 from ..errors import ResourceLimitError, ShapeError, ValidationError, WorkbenchError
-from ..limits import default_tensor_limit
+from ..limits import default_tensor_limit, format_bytes
 from .ops import Info, attributes, spec_for
 
 # Constant values up to this many elements are propagated through layers (shape arithmetic);
@@ -121,7 +121,7 @@ def _check_limit(layer, outs, limit: int) -> None:
         if n is not None and n * _itemsize(info.dtype) > limit:
             raise ResourceLimitError(
                 f"{where} {name!r} would have shape {tuple(info.shape)} "
-                f"({n * _itemsize(info.dtype) / 2**30:.1f} GiB), over the limit of {limit / 2**30:.1f} GiB; "
+                f"({format_bytes(n * _itemsize(info.dtype))}), over the limit of {format_bytes(limit)}; "
                 f"the model is malformed or needs smaller shapes (or raise the limit with "
                 f"workbench.limits.set_tensor_limit)")
 

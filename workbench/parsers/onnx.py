@@ -18,7 +18,7 @@ from ..errors import ParseError, ResourceLimitError, WorkbenchError
 from ..ir import Layer, Network, Tensor
 from ..ir.dims import fresh
 from ..ir.ops import spec_for
-from ..limits import default_tensor_limit
+from ..limits import default_tensor_limit, format_bytes
 from ..plugins import PLUGIN_DOMAIN, lookup
 from .onnx_attributes import node_attributes, tensor_to_array
 
@@ -121,8 +121,8 @@ def _external_nbytes(t: onnx.TensorProto, where: str) -> int:
     nbytes = -(-count * bits // 8)
     limit = default_tensor_limit()
     if nbytes > limit:
-        raise ResourceLimitError(f"{where} ({dtype}{list(t.dims)}) would take {nbytes / 2**30:.1f} GiB, over "
-                                 f"the limit of {limit / 2**30:.1f} GiB; the model is malformed, or raise "
+        raise ResourceLimitError(f"{where} ({dtype}{list(t.dims)}) would take {format_bytes(nbytes)}, over "
+                                 f"the limit of {format_bytes(limit)}; the model is malformed, or raise "
                                  f"the limit with workbench.limits.set_tensor_limit")
     return nbytes
 

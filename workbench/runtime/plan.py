@@ -180,13 +180,17 @@ def _json_object(d: dict):
 def _weights(entries: list, blob, where: str) -> dict:
     weights = {}
     for e in entries:
+        if not _is_dtype(e["dtype"]):
+            raise PlanFormatError(f"{where}: weight {e['name']!r} has dtype {e['dtype']!r}, not a numeric type; "
+                                  f"the plan is corrupted or forged: rebuild it")
         dtype = np_dtype(e["dtype"])
         shape = tuple(int(d) for d in e["shape"])
         count = int(np.prod(shape, dtype=np.int64))
         offset, nbytes = int(e["offset"]), int(e["nbytes"])
         if count < 0 or nbytes != count * dtype.itemsize or offset < 0 or offset + nbytes > len(blob):
             raise PlanFormatError(f"{where}: weight {e['name']!r} ({e['dtype']}{list(shape)}) claims bytes "
-                                  f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section")
+                                  f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section; the plan "
+                                  f"is corrupted: rebuild it")
         arr = np.frombuffer(blob, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
         weights[e["name"]] = arr.astype(dtype, copy=False).reshape(shape)
     return weights
