@@ -13,9 +13,9 @@ from workbench.ir.ops import Info, attributes, spec_for
 OPSET = 23
 
 
-def reference(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, opset: int = OPSET,
-              domain: str = "") -> list:
-    """Outputs of onnx.reference for one node; `inputs` is a list of arrays (None for omitted)."""
+def node_model(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, opset: int = OPSET,
+               domain: str = "") -> tuple:
+    """(ModelProto of one node, feeds); `inputs` is a list of arrays (None for omitted)."""
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     outs = [f"out{i}" for i in range(n_out)]
     node = helper.make_node(op, names, outs, domain=domain, **(attrs or {}))
@@ -26,7 +26,27 @@ def reference(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, 
         [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in outs])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, opset)])
     feeds = {n: x for n, x in zip(names, inputs) if x is not None}
+    return model, feeds
+
+
+def reference(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, opset: int = OPSET,
+              domain: str = "") -> list:
+    """Outputs of onnx.reference for one node; `inputs` is a list of arrays (None for omitted)."""
+    model, feeds = node_model(op, inputs, attrs, n_out, opset, domain)
     return list(ReferenceEvaluator(model).run(None, feeds))
+
+
+def onnxruntime(op: str, inputs: list, attrs: dict | None = None, n_out: int = 1, opset: int = OPSET) -> list:
+    """Outputs of onnxruntime for one node: the oracle where onnx.reference leaves attributes out."""
+    import pytest
+
+    ort = pytest.importorskip("onnxruntime")
+    model, feeds = node_model(op, inputs, attrs, n_out, opset)
+    model.ir_version = min(model.ir_version, 10)  # the onnxruntime wheel may lag behind onnx
+    for out in model.graph.output:  # onnxruntime infers them; UNDEFINED would be refused
+        out.ClearField("type")
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)
 
 
 def ours(op: str, inputs: list, attrs: dict | None = None, domain: str = "") -> list:

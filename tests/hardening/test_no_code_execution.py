@@ -30,8 +30,9 @@ PACKAGE = Path(wb.__file__).parent
 IMPORT_SITES = {
     ("__init__.py", "__getattr__"): "names from the fixed _LAZY table and _SUBMODULES set",
     ("cli.py", "commands"): "workbench.commands.* modules found on disk in the package",
-    ("ir/ops.py", "load_all"): "workbench.ir.opdefs.* modules found on disk in the package",
-    ("backends/cpu/registry.py", "load_all"): "workbench.backends.cpu.kernels.* modules in the package",
+    ("discover.py", "import_modules"): "modules found on disk in a package its callers name in code",
+    ("quant/__init__.py", "__getattr__"): "names from the fixed _LAZY table",
+    ("backends/cuda/device.py", "library"): "the constants 'cudnn' and 'nvmath'",
     ("backends/__init__.py", "cuda_available"): "the constant 'cupy'",
     ("backends/__init__.py", "get_backend"): "name checked against ('cpu', 'cuda') just before",
     ("tools/device.py", "_module"): "lib is 'cupy' or 'torch', chosen by the caller's code",

@@ -36,3 +36,11 @@ def test_clip_with_bounds_as_inputs_or_attributes():
     assert infer("Clip", X, min=-1.0, max=1.0) == X
     with pytest.raises(ShapeError, match="one dtype"):
         infer("Clip", X, Info("float32", ()))
+
+
+def test_swiglu_needs_equal_shapes_and_dtypes():
+    a = Info("float32", ("N", 8))
+    assert infer("SwiGLU", a, Info("float32", ("M", 8))) == a
+    for b in (Info("float32", ("N", 1)), Info("float16", ("N", 8)), Info("float32", (8,))):
+        with pytest.raises(ShapeError):
+            infer("SwiGLU", a, b)

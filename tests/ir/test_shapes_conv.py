@@ -65,3 +65,10 @@ def test_integer_convs_have_integer_outputs():
 
 def test_unknown_rank_stays_unknown():
     assert infer("Conv", Info("float32", None), Info("float32", (8, 4, 3, 3)))[0].shape is None
+
+
+def test_deform_conv_is_shaped_like_conv():
+    x, w = Info("float32", ("N", 4, "H", "W")), Info("float32", (8, 4, 3, 3))
+    offset = Info("float32", ("N", 18, "h", "w"))
+    (out,) = infer("DeformConv", x, w, offset, pads=[1, 1, 1, 1])
+    assert out.shape[:2] == ("N", 8) and out.shape[2:] == ("H", "W")

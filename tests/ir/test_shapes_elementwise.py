@@ -87,3 +87,9 @@ def test_cast_keeps_symbolic_value_to_integers_only():
     assert infer("Cast", SHAPE, to=7).value == SHAPE.value
     assert infer("Cast", SHAPE, to=6).value == SHAPE.value
     assert infer("Cast", SHAPE, to=1).value is None
+
+
+def test_bit_cast_keeps_shape_and_refuses_different_widths():
+    assert infer("BitCast", Info("float32", ("N", 2)), to=6) == Info("int32", ("N", 2))
+    with pytest.raises(ShapeError, match="width"):
+        infer("BitCast", Info("float32", (2,)), to=11)

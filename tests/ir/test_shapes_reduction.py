@@ -52,7 +52,8 @@ def test_arg_extremes_give_int64(op):
     assert infer(op, Info("float16", None)) == Info("int64", None)
 
 
-def test_cum_sum_keeps_shape():
-    assert infer("CumSum", X, Info("int64", ()), exclusive=1, reverse=1) == X
+@pytest.mark.parametrize("op", ["CumSum", "CumProd"])
+def test_cumulative_ops_keep_shape(op):
+    assert infer(op, X, Info("int64", ()), exclusive=1, reverse=1) == X
     with pytest.raises(ShapeError, match="scalar"):
-        infer("CumSum", X, Info("int64", (1, 1)))
+        infer(op, X, Info("int64", (1, 1)))

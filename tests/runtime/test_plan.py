@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from workbench import fileio
 from workbench.errors import PlanFormatError, PluginError
 from workbench.ir.ops import Info
 from workbench.runtime import plan as planfile
@@ -163,8 +164,8 @@ def test_failed_rename_leaves_the_previous_plan_intact(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise OSError("simulated crash before the rename")
 
-    monkeypatch.setattr(planfile.os, "replace", crash)
-    with pytest.raises(OSError, match="simulated"):
+    monkeypatch.setattr(fileio.os, "replace", crash)
+    with pytest.raises(wb.PlanFormatError, match="simulated"):
         new.save(path)
     assert path.read_bytes() == before
     assert _leftovers(tmp_path) == []
@@ -196,8 +197,8 @@ def test_crash_mid_write_leaves_the_previous_plan_intact(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(planfile.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
-    with pytest.raises(OSError, match="mid-write"):
+    monkeypatch.setattr(fileio.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+    with pytest.raises(wb.PlanFormatError, match="mid-write"):
         new.save(path)
     monkeypatch.undo()
     assert path.read_bytes() == before

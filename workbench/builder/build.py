@@ -10,15 +10,15 @@ import numpy as np
 
 from .. import __version__
 from ..backends import get_backend
-from ..backends.cpu.precision import storage_dtype, store
 from ..errors import CancelledError, ResourceLimitError
+from ..quant import pipeline as quant
 from ..runtime.engine import Engine
 from .config import BuilderConfig
 from .memory import plan_memory, tensor_bytes
-from .precision import assign_precisions
+from .precision import assign_precisions, storage_dtypes, stored_weights
 from .profiles import resolve_profiles
 
-STAGES = ("validate", "optimize", "profiles", "precisions", "tactics", "memory")
+STAGES = ("validate", "optimize", "calibrate", "profiles", "precisions", "tactics", "memory")
 
 
 class Progress:
@@ -54,47 +54,34 @@ def build(network, config: BuilderConfig | None = None, progress=None, cancel=No
         report["stages"][name] = round(time.perf_counter() - t0, 6)
         return out
 
-    net = stage("validate", lambda: network.copy().validate())
+    net = stage("validate", _validated, network, cfg)
     net, report["passes"] = stage("optimize", optimize, net)
+    calibrating = lambda f: tick("calibrate", (STAGES.index("calibrate") + f) / len(STAGES))  # noqa: E731
+    net, quantized, report["quantization"] = stage("calibrate", quant.lower, net, cfg, calibrating, cancel)
     profiles = stage("profiles", resolve_profiles, net, cfg)
-    precisions = stage("precisions", assign_precisions, net, cfg)
+    precisions = stage("precisions", assign_precisions, net, cfg, set(quantized))
+    precisions.update(quantized)
     log: dict = {"timings": {}, "excluded": {}, "notes": []}
     tactics = stage("tactics", backend.select_tactics, net, precisions, cfg, log)
+    tactic_params = log.pop("tactic_params", {})
     report.update(log)
-    storage = _storage_dtypes(net, precisions)
+    storage = storage_dtypes(net, precisions)
     memory = stage("memory", _plan_at_max, net, profiles, storage, cfg)
     # Weights are rounded only now: shape inference above needs the network's logical dtypes.
-    net.weights = _stored_weights(net, precisions)
+    net.weights = stored_weights(net, precisions)
     memory.weight_bytes = int(sum(np.asarray(w).nbytes for w in net.weights.values()))
     tick("done", 1.0)
     report["build_seconds"] = round(time.time() - report.pop("started"), 3)
     return Engine(net, backend.NAME, precisions, tactics, profiles, memory, cfg.to_dict(),
-                  backend.device_info(), report, storage_dtypes=storage)
+                  backend.device_info(), report, tactic_params=tactic_params,
+                  storage_dtypes=storage)
 
 
-def _storage_dtypes(net, precisions: dict) -> dict:
-    """tensor -> dtype it is stored in: float32 activations of fp16/bf16 layers are stored low."""
-    out = {}
-    for layer in net.layers:
-        for name in layer.outputs:
-            if name and name not in net.outputs:
-                out[name] = storage_dtype(net.tensors[name].dtype, precisions[layer.name])
-    return out
-
-
-def _stored_weights(net, precisions: dict) -> dict:
-    """Weights read only by fp16/bf16 layers are stored rounded to that precision (half the bytes)."""
-    readers: dict = {}
-    for layer in net.layers:
-        for name in layer.inputs:
-            if name in net.weights:
-                readers.setdefault(name, set()).add(precisions[layer.name])
-    weights = {}
-    for name, w in net.weights.items():
-        kinds = readers.get(name, set())
-        target = storage_dtype(np.asarray(w).dtype.name, kinds.pop()) if len(kinds) == 1 else None
-        weights[name] = store(np.asarray(w), target) if target else w
-    return weights
+def _validated(network, cfg):
+    """A copy of the network, checked, with the calibration data checked against it (before any work)."""
+    net = network.copy().validate()
+    quant.check(net, cfg)
+    return net
 
 
 def _plan_at_max(net, profiles: list, storage: dict, cfg):

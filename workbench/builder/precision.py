@@ -1,6 +1,9 @@
 """Which precision each layer runs at, from the config's lowest allowed precision and per-layer constraints."""
 from __future__ import annotations
 
+import numpy as np
+
+from ..backends.cpu.precision import storage_dtype, store
 from ..dtypes import is_float
 
 MATMUL_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum", "Attention", "FusedConv", "FusedGemm",
@@ -37,3 +40,28 @@ def _default(layer, net, precision: str, quantizable) -> str:
 def _computes_in_float(layer, net) -> bool:
     outs = [net.tensors[o] for o in layer.outputs if o]
     return bool(outs) and all(t.dtype == "float32" for t in outs)
+
+
+def storage_dtypes(net, precisions: dict) -> dict:
+    """tensor -> dtype it is stored in: float32 activations of fp16/bf16 layers are stored low."""
+    out = {}
+    for layer in net.layers:
+        for name in layer.outputs:
+            if name and name not in net.outputs:
+                out[name] = storage_dtype(net.tensors[name].dtype, precisions[layer.name])
+    return out
+
+
+def stored_weights(net, precisions: dict) -> dict:
+    """Weights read only by fp16/bf16 layers are stored rounded to that precision (half the bytes)."""
+    readers: dict = {}
+    for layer in net.layers:
+        for name in layer.inputs:
+            if name in net.weights:
+                readers.setdefault(name, set()).add(precisions[layer.name])
+    weights = {}
+    for name, w in net.weights.items():
+        kinds = readers.get(name, set())
+        target = storage_dtype(np.asarray(w).dtype.name, kinds.pop()) if len(kinds) == 1 else None
+        weights[name] = store(np.asarray(w), target) if target else w
+    return weights

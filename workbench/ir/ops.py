@@ -12,12 +12,11 @@ by `load_all()`, so adding an op never touches a hand-kept list.
 """
 from __future__ import annotations
 
-import importlib
 import numbers
-import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
+from ..discover import import_modules
 from ..errors import ValidationError
 
 
@@ -68,18 +67,9 @@ def alias(name: str, of: str, since: int = 1, domain: str = "") -> None:
                                  spec.deterministic)
 
 
-_loaded = False
-
-
 def load_all() -> dict:
     """Import every op-definition module once; returns the registry."""
-    global _loaded
-    if not _loaded:
-        from . import opdefs
-
-        for mod in pkgutil.iter_modules(opdefs.__path__):
-            importlib.import_module(f"{opdefs.__name__}.{mod.name}")
-        _loaded = True
+    import_modules("workbench.ir.opdefs")
     return OPS
 
 

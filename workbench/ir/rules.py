@@ -70,21 +70,3 @@ def shape_tensor(elements, scalar: bool = False, dtype: str = "int64") -> Info:
     """Info of a 1-D (or, with scalar=True, 0-D from a 1-tuple) int tensor whose elements are known."""
     elements = tuple(elements)
     return Info(dtype, () if scalar else (len(elements),), value_of(elements, scalar, dtype))
-
-
-# ONNX TensorProto data type codes -> numpy dtype names (ml_dtypes names for the small floats).
-ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-               8: "object", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-               14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn",
-               18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz", 21: "uint4",
-               22: "int4", 23: "float4_e2m1fn", 24: "float8_e8m0fnu"}
-
-
-def onnx_dtype(code: int, where: str = "") -> str:
-    """The numpy dtype name of an ONNX data type code (e.g. the `dtype`/`to` attributes)."""
-    from ..errors import UnsupportedError
-
-    if int(code) not in ONNX_DTYPES:
-        raise UnsupportedError(f"{where}: ONNX data type code {code} is not supported; "
-                               f"known codes: {sorted(ONNX_DTYPES)}")
-    return ONNX_DTYPES[int(code)]

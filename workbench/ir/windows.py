@@ -127,6 +127,13 @@ def out_dims(in_dims, win: Window, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     return tuple(out)
 
 
+def unpool_dims(in_dims, win: Window) -> tuple:
+    """Spatial dims MaxUnpool infers: (size - 1) * stride - (pad_begin + pad_end) + kernel, per axis."""
+    n = len(win.kernel)
+    return tuple(_offset(dims.mul(_offset(size, -1), win.strides[i]), win.kernel[i] - win.pads[i] - win.pads[n + i])
+                 for i, size in enumerate(in_dims))
+
+
 def resolve(in_dims, win: Window, auto_pad: str, ceil_mode: int = 0, what: str = "op"):
     """(output dims, explicit pads) for int input dims: what a kernel needs."""
     pads = auto_pad_pads(auto_pad, in_dims, win)

@@ -23,7 +23,7 @@ from ..plugins import PLUGIN_DOMAIN, lookup
 from .onnx_attributes import node_attributes, tensor_to_array
 
 # Ops whose semantics changed across opsets in a way a kernel cannot see from its attributes.
-OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax", "GroupNormalization"}
+OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax", "GroupNormalization", "DFT"}
 MIN_OPSET = 7
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf cannot serialize a message larger than this
 

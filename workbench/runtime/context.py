@@ -36,6 +36,32 @@ class ExecutionContext:
         finally:
             self._busy.release()
 
+    def execute_async(self, inputs: dict, stream=None) -> dict:
+        """Enqueue a run on `stream` (a CuPy stream; the context's own when None) without waiting for it.
+
+        Outputs are device arrays, valid once the stream has been synchronized. CPU engines run at once.
+        """
+        feeds = self.check_inputs(inputs)
+        run_async = getattr(self._runner, "run_async", None)
+        return run_async(feeds, stream) if run_async is not None else self._runner.run(feeds)
+
+    def profile(self, inputs: dict, runs: int = 10) -> list:
+        """Per-layer times: [{"layer": name, "ms": median time}, ...] from the backend's profiler."""
+        feeds = self.check_inputs(inputs)
+        profiler = getattr(self._runner, "profile", None)
+        if profiler is None:
+            raise ExecutionError(f"the {self.engine.backend} backend has no per-layer profiler; "
+                                 f"use engine.inspect().profile() instead")
+        return profiler(feeds, runs)
+
+    def memory(self) -> dict:
+        """Device memory held by this context and its engine (weights, activations, workspace), in bytes."""
+        report = getattr(self._runner, "memory", None)
+        if report is not None:
+            return report()
+        plan = self.engine.memory
+        return {"weights": plan.weight_bytes, "activations": plan.arena_bytes, "workspace": 0}
+
     def check_inputs(self, inputs) -> dict:
         """Inputs as arrays of the engine's dtypes, after checking names, dtypes and profile shapes."""
         if not isinstance(inputs, dict):

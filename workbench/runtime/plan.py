@@ -11,20 +11,20 @@ is ever executed: kernels are rebuilt from recipes by workbench's own code.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..builder.config import PRECISIONS
+from ..builder.config import PRECISIONS, BuilderConfig
 from ..builder.memory import MemoryPlan
 from ..dtypes import _EXTRA, np_dtype
-from ..errors import PlanFormatError, PluginError
+from ..errors import PlanFormatError, PluginError, WorkbenchError
+from ..fileio import atomic_write
 from ..ir import Layer, Network, Tensor
 from .engine import Engine
 
@@ -62,23 +62,11 @@ def serialize(engine: Engine) -> bytes:
 
 
 def save_plan(engine: Engine, path) -> None:
-    """Write atomically: a temporary file in the same folder, then a rename over the target."""
-    data = serialize(engine)
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise PlanFormatError(f"cannot save plan to {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    """Write the plan file atomically: an interrupted save leaves any earlier file intact."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, serialize(engine), "plan")
+    except WorkbenchError as e:
+        raise PlanFormatError(str(e)) from None
 
 
 def _json_default(o):
@@ -129,7 +117,7 @@ def deserialize(data: bytes, where: str = "plan") -> Engine:
                         memory, header["config"], header["device"], header["report"],
                         dict(header.get("tactic_params", {})), dict(header.get("storage_dtypes", {})))
         net.validate()
-        _check_engine(engine)
+        _check_engine(engine, where)
     except PluginError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -207,34 +195,49 @@ def _network_from_json(d: dict, weights: dict) -> Network:
                    int(d["opset"]), dict(d.get("metadata", {})))
 
 
-def _check_engine(engine: Engine) -> None:
-    """Types and cross-references the runners rely on; the checksum stops accidents, not forgers, so a
+def _check_engine(engine: Engine, where: str) -> None:
+    """Types and cross-references the runners rely on. The checksum stops accidents, not forgers: a
     hand-made header must fail here with a clear message rather than deep inside a backend."""
     net = engine.network
     edges = [*net.inputs, *net.outputs, *(n for l in net.layers for n in [*l.inputs, *l.outputs])]
-    _require(all(isinstance(n, str) for n in edges), "tensor names must be strings")
     undeclared = sorted({n for n in edges if n and n not in net.tensors})
-    _require(not undeclared, f"tensors {undeclared[:5]} are used by layers but not declared")
-    for t in net.tensors.values():
-        _require(_is_dtype(t.dtype), f"tensor {t.name!r} has dtype {t.dtype!r}, not a numeric type")
-        _require(t.shape is None or all(_is_dim(d) for d in t.shape), f"tensor {t.name!r} has shape {t.shape}")
-    _require(engine.backend in ("cpu", "cuda"), f"backend {engine.backend!r} is not cpu or cuda")
-    _require(all(isinstance(v, str) for v in engine.tactics.values()), "tactic names must be strings")
-    _require(all(v in PRECISIONS for v in engine.precisions.values()), f"precisions must be among {PRECISIONS}")
-    _require(all(_is_dtype(v) for v in engine.storage_dtypes.values()), "storage dtypes must be numeric types")
-    for d in (engine.config, engine.device, engine.report, engine.tactic_params):
-        _require(isinstance(d, dict), "config, device, report and tactic_params must be objects")
-    for profile in engine.profiles:
-        _require(set(profile) <= set(net.inputs), f"a profile names {sorted(set(profile) - set(net.inputs))}, "
-                                                  f"which are not inputs")
-        for name, triple in profile.items():
-            _require(len(triple) == 3 and len({len(s) for s in triple}) == 1 and
-                     all(d >= 0 for s in triple for d in s), f"profile of {name!r} is not 3 shapes of one rank")
+    bad_tensors = [t.name for t in net.tensors.values()
+                   if not _is_dtype(t.dtype) or not (t.shape is None or all(_is_dim(d) for d in t.shape))]
+    checks = [
+        (all(isinstance(n, str) for n in edges), "tensor names must be strings"),
+        (not undeclared, f"tensors {undeclared[:5]} are used by layers but not declared"),
+        (not bad_tensors, f"tensors {bad_tensors[:5]} have a non-numeric dtype or an invalid shape"),
+        (engine.backend in ("cpu", "cuda"), f"backend {engine.backend!r} is not cpu or cuda"),
+        (all(isinstance(v, str) for v in engine.tactics.values()), "tactic names must be strings"),
+        (all(v in PRECISIONS for v in engine.precisions.values()), f"precisions must be among {PRECISIONS}"),
+        (all(_is_dtype(v) for v in engine.storage_dtypes.values()), "storage dtypes must be numeric types"),
+        (all(isinstance(d, dict) for d in (engine.config, engine.device, engine.report, engine.tactic_params)),
+         "config, device, report and tactic_params must be objects"),
+        (_is_config(engine.config), "the build config has values a BuilderConfig refuses"),
+        (all(_is_profile(p, net.inputs) for p in engine.profiles),
+         "each profile must give (min, opt, max) shapes of one rank for inputs of the network"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise PlanFormatError(f"{where}: the plan header is inconsistent: {what}; rebuild the plan")
 
 
-def _require(condition: bool, what: str) -> None:
-    if not condition:
-        raise PlanFormatError(f"the plan header is inconsistent: {what}; rebuild the plan")
+def _is_config(config) -> bool:
+    """Whether the stored build config passes BuilderConfig's own checks (runners read its values)."""
+    if not isinstance(config, dict):
+        return False
+    known = {f.name for f in dataclasses.fields(BuilderConfig)} - {"calibrator"}
+    try:
+        BuilderConfig(**{k: v for k, v in config.items() if k in known})
+        return True
+    except (WorkbenchError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _is_profile(profile: dict, inputs: list) -> bool:
+    return set(profile) <= set(inputs) and all(
+        len(triple) == 3 and len({len(s) for s in triple}) == 1 and all(d >= 0 for s in triple for d in s)
+        for triple in profile.values())
 
 
 def _is_dim(d) -> bool:

@@ -97,3 +97,11 @@ def test_gelu_rejects_unknown_approximation():
 
     with pytest.raises(UnsupportedError, match="approximate"):
         ours("Gelu", [rand(3)], {"approximate": "fast"})
+
+
+@pytest.mark.parametrize("alpha", [1.0, 1.702])
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_swiglu(alpha, dtype):
+    tol = 2e-3 if dtype == "float16" else 1e-6
+    check("SwiGLU", [rand(3, 8, dtype=dtype, low=-6, high=6), rand(3, 8, dtype=dtype)], {"alpha": alpha},
+          opset=28, rtol=tol, atol=tol)

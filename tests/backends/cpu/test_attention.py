@@ -89,3 +89,16 @@ def test_rotary_embedding_3d_and_bfloat16():
     got = ours("RotaryEmbedding", [x.astype(ml_dtypes.bfloat16), cos, sin], dict(num_heads=4))[0]
     want = ours("RotaryEmbedding", [x.astype(ml_dtypes.bfloat16).astype(np.float32), cos, sin], dict(num_heads=4))[0]
     np.testing.assert_array_equal(got, want.astype(ml_dtypes.bfloat16))
+
+
+@pytest.mark.parametrize("heads", [(4, 4), (4, 2)])
+@pytest.mark.parametrize("scale", [None, 0.3])
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("float64", 1e-10), ("float16", 2e-3)])
+def test_flex_attention(heads, scale, dtype, tol):
+    hq, hkv = heads
+    ins = [rand(2, hq, 5, 8, dtype=dtype), rand(2, hkv, 6, 8, dtype=dtype), rand(2, hkv, 6, 3, dtype=dtype)]
+    attrs = {} if scale is None else {"scale": scale}
+    (want,) = reference("FlexAttention", ins, attrs, opset=1, domain="ai.onnx.preview")
+    (got,) = ours("FlexAttention", ins, attrs, domain="ai.onnx.preview")
+    assert got.dtype == want.dtype
+    np.testing.assert_allclose(got.astype(np.float64), want.astype(np.float64), rtol=tol, atol=tol)

@@ -89,3 +89,20 @@ def test_qlinear_conv_per_channel_matches_reference(out_dtype):
     inputs = [x, np.float32(0.02), np.uint8(120), w, np.float32([0.01, 0.02, 0.03, 0.015]), np.int8([0, 0, 0, 0]),
               np.float32(0.3), np.array(10, out_dtype), rng.integers(-500, 500, 4).astype(np.int32)]
     check("QLinearConv", [np.asarray(a) for a in inputs], dict(pads=[1, 1, 1, 1], strides=[2, 1]))
+
+
+@pytest.mark.parametrize("attrs,groups", [({}, (1, 1)), ({"pads": [1, 0, 1, 1], "strides": [2, 1]}, (1, 2)),
+                                          ({"dilations": [2, 1], "group": 2}, (2, 1)),
+                                          ({"group": 2, "offset_group": 2, "pads": [1, 1, 1, 1]}, (2, 2))])
+@pytest.mark.parametrize("with_mask", [False, True])
+def test_deform_conv(attrs, groups, with_mask):
+    from workbench.ir import windows
+
+    group, offset_group = groups
+    attrs = {**attrs, "offset_group": offset_group} if offset_group > 1 else attrs
+    x, w, b = rand(1, 4, 5, 6), rand(4, 4 // group, 2, 3), rand(4)
+    win = windows.window((2, 3), attrs.get("strides"), attrs.get("dilations"), attrs.get("pads"))
+    oh, ow = windows.out_dims((5, 6), win)
+    offset = rand(1, offset_group * 6 * 2, oh, ow, low=-1.5, high=1.5)
+    mask = rand(1, offset_group * 6, oh, ow, low=0, high=1) if with_mask else None
+    check("DeformConv", [x, w, offset, b, mask], {"kernel_shape": [2, 3], **attrs}, rtol=1e-4, atol=1e-5)

@@ -218,3 +218,12 @@ def test_scalar_inputs_give_arrays(op):
     x = np.array(0.5, dtype=np.float32)
     (out,) = ours(op, [x] if op in DOMAINS else [x, x])
     assert isinstance(out, np.ndarray) and out.shape == ()
+
+
+@pytest.mark.parametrize("src,to", [("float32", 6), ("int32", 1), ("float64", 7), ("uint16", 5), ("int8", 2),
+                                    ("bool", 2), ("float16", 16), ("int64", 11)])
+@pytest.mark.parametrize("shape", [(), (3, 4)])
+def test_bit_cast_reinterprets_bytes(src, to, shape):
+    x = (rand(*shape, low=-100, high=100) if src != "bool" else rand(*shape) > 0).astype(src)
+    check("BitCast", [x], {"to": to}, opset=26)
+

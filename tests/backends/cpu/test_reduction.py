@@ -1,4 +1,4 @@
-"""Reduction, ArgMax/ArgMin and CumSum kernels against onnx.reference."""
+"""Reduction, ArgMax/ArgMin, CumSum and CumProd kernels against onnx.reference."""
 import ml_dtypes
 import numpy as np
 import pytest
@@ -97,13 +97,14 @@ def test_arg_extremes(op, axis, keepdims, select_last_index, dtype):
 @pytest.mark.parametrize("reverse", [0, 1])
 @pytest.mark.parametrize("axis", [0, 1, -1])
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
-def test_cum_sum(axis, exclusive, reverse, dtype):
+@pytest.mark.parametrize("op", ["CumSum", "CumProd"])
+def test_cumulative(op, axis, exclusive, reverse, dtype):
     x = rand(3, 4, 5, dtype=dtype, low=-9, high=9)
     attrs = {"exclusive": exclusive, "reverse": reverse}
-    check("CumSum", [x, np.array(axis, dtype=np.int64)], attrs)
+    check(op, [x, np.array(axis, dtype=np.int64)], attrs, opset=26)
     # a 1-element axis tensor, as some exporters write it, means the same
-    np.testing.assert_array_equal(ours("CumSum", [x, np.array([axis], dtype=np.int32)], attrs)[0],
-                                  ours("CumSum", [x, np.array(axis, dtype=np.int64)], attrs)[0])
+    np.testing.assert_array_equal(ours(op, [x, np.array([axis], dtype=np.int32)], attrs)[0],
+                                  ours(op, [x, np.array(axis, dtype=np.int64)], attrs)[0])
 
 
 def test_cum_sum_of_float16_accumulates_in_float32():

@@ -5,6 +5,7 @@ import os
 import platform
 
 import numpy as np
+import threadpoolctl
 
 from ...builder.precision import MATMUL_OPS
 from ...dtypes import np_dtype
@@ -14,6 +15,8 @@ from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
 
 NAME = "cpu"
+# Busy-waiting BLAS threads fight the executor's own NumPy work on few cores: contexts can cap them.
+_BLAS = threadpoolctl.ThreadpoolController()
 
 
 def device_info() -> dict:
@@ -28,12 +31,13 @@ def select_tactics(net, precisions: dict, cfg, log) -> dict:
 class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
-    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "size_limit")
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "f32", "size_limit")
 
-    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, size_limit=None):
+    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, f32, size_limit=None):
         self.layer, self.fn, self.attrs = layer, fn, attrs
         self.inputs, self.outputs = layer.inputs, layer.outputs
         self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
+        self.f32 = f32  # per input: is it a float32 tensor of the model (maybe stored in fp16/bf16)?
         self.size_limit = size_limit  # bytes, for layers whose output size depends on input values
 
     def arguments(self, env: dict) -> list:
@@ -46,7 +50,7 @@ class Step:
             check_run_time_sizes(self.layer, args, self.size_limit)
         if self.lowp is not None:
             args = [a.astype(self.lowp) if a is not None and a.dtype == np.float32 else a for a in args]
-        args = [upcast(a) for a in args]
+        args = [upcast(a) if f32 else a for a, f32 in zip(args, self.f32)]
         if self.tf32:
             args = [round_tf32(a) if a is not None else None for a in args]
         return args
@@ -61,8 +65,15 @@ class Runner:
         self.outputs = list(net.outputs)
         self.out_dtypes = {n: np_dtype(net.tensors[n].dtype) for n in net.outputs}
         self.steps = _compile(engine)
+        self.threads = engine.config.get("cpu_threads")
 
     def run(self, feeds: dict, on_layer=None) -> dict:
+        if self.threads is None:
+            return self._run(feeds, on_layer)
+        with _BLAS.limit(limits=self.threads, user_api="blas"):
+            return self._run(feeds, on_layer)
+
+    def _run(self, feeds: dict, on_layer=None) -> dict:
         env = dict(self.weights)
         env.update(feeds)
         for step in self.steps:
@@ -95,8 +106,9 @@ def _compile(engine) -> list:
         precision = engine.precisions.get(layer.name, "fp32")
         tf32 = precision == "tf32" and layer.op in MATMUL_OPS
         lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
+        f32 = [bool(n) and net.tensors[n].dtype == "float32" for n in layer.inputs]
         guarded = layer.op in VALUE_SHAPED_OPS and layer.domain in ("", "ai.onnx")
-        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, limit if guarded else None))
+        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, f32, limit if guarded else None))
     return steps
 
 

@@ -26,7 +26,8 @@ def resolve(layer):
 
 
 def upcast(x):
-    """float16/bfloat16 arrays become float32 for the kernel (NumPy is slow and inexact in fp16)."""
+    """float16/bfloat16 arrays become float32: how the executor hands reduced-precision storage of a
+    float32 tensor to a kernel (kernels given a model's own fp16/bf16 tensors handle them themselves)."""
     if isinstance(x, np.ndarray) and x.dtype.name in LOW_FLOATS:
         return x.astype(np.float32)
     return x
@@ -49,7 +50,7 @@ def call(fn, attrs: dict, layer, args: list) -> list:
 def evaluate_layer(layer, arrays: list, dtypes: list | None = None) -> list:
     """Outputs of `layer` on `arrays`; cast to `dtypes` (the inferred output dtypes) when given."""
     fn, attrs = resolve(layer)
-    outs = call(fn, attrs, layer, [upcast(a) for a in arrays])
+    outs = call(fn, attrs, layer, list(arrays))
     if dtypes is not None:
         outs = [o.astype(np_dtype(d), copy=False) if o is not None and d and o.dtype != np_dtype(d) else o
                 for o, d in zip(outs, dtypes)]

@@ -12,9 +12,9 @@ rounds each layer's outputs back to the layer's precision, as a GPU engine store
 """
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Callable
+
+from ...discover import import_modules
 
 KERNELS: dict[tuple[str, str], Callable] = {}
 
@@ -29,17 +29,9 @@ def kernel(op_type: str, domain: str = ""):
     return register
 
 
-_loaded = False
-
-
 def load_all() -> dict:
-    global _loaded
-    if not _loaded:
-        from . import kernels
-
-        for mod in pkgutil.iter_modules(kernels.__path__):
-            importlib.import_module(f"{kernels.__name__}.{mod.name}")
-        _loaded = True
+    """Import every kernel module once; returns the kernel table."""
+    import_modules("workbench.backends.cpu.kernels")
     return KERNELS
 
 

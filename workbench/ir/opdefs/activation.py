@@ -51,3 +51,19 @@ def clip(x: Info, low: Info | None = None, high: Info | None = None, *, min, max
     """Bounds come as inputs (opset >= 11) or attributes (before); the output is like x."""
     check_same_dtype("Clip", x, low, high)
     return same_as(x)
+
+
+def _may_be_equal(s: tuple | None, t: tuple | None) -> bool:
+    """False only when two shapes certainly differ (different ranks or different known dims)."""
+    if s is None or t is None:
+        return True
+    return len(s) == len(t) and all(p == q for p, q in zip(s, t) if isinstance(p, int) and isinstance(q, int))
+
+
+@op("SwiGLU", since=28, alpha=1.0)
+def swiglu(a: Info, b: Info, *, alpha) -> Info:
+    """Swish(A) * B for A and B of one shape and dtype (no broadcasting)."""
+    check_same_dtype("SwiGLU", a, b)
+    if not _may_be_equal(a.shape, b.shape):
+        raise ShapeError(f"SwiGLU needs A and B of one shape (no broadcasting), got {a.shape} and {b.shape}")
+    return same_as(a if a.shape is not None else b)

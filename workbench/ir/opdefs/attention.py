@@ -1,5 +1,5 @@
-"""Attention (opset 23, with the opset 24 nonpad_kv_seqlen input and opset 25 windows) and
-RotaryEmbedding (opset 23)."""
+"""Attention (opset 23, with the opset 24 nonpad_kv_seqlen input and opset 25 windows),
+RotaryEmbedding (opset 23) and FlexAttention (ai.onnx.preview)."""
 from __future__ import annotations
 
 from .. import dims
@@ -51,3 +51,17 @@ def rotary_embedding(x, cos_cache, sin_cache, position_ids=None, *, interleaved,
     if x.shape is not None and len(x.shape) == 3 and not num_heads:
         raise ShapeError("RotaryEmbedding: a 3-D input needs the num_heads attribute")
     return same_as(x)
+
+
+@op("FlexAttention", since=1, domain="ai.onnx.preview", prob_mod=None, score_mod=None, scale=None,
+    softmax_precision=None)
+def flex_attention(q, k, v, *, prob_mod, score_mod, scale, softmax_precision):
+    """Y (B, Hq, L, Ev) for Q (B, Hq, L, E), K (B, Hkv, S, E), V (B, Hkv, S, Ev)."""
+    if q.shape is None or v.shape is None:
+        return Info(v.dtype, None)
+    if len(q.shape) != 4 or len(v.shape) != 4:
+        raise ShapeError(f"FlexAttention: Q, K and V must be 4-D, got {q.shape} and V {v.shape}")
+    hq, hkv = q.shape[1], v.shape[1]
+    if isinstance(hq, int) and isinstance(hkv, int) and hq % hkv:
+        raise ShapeError(f"FlexAttention: {hq} query heads are not a multiple of {hkv} key/value heads")
+    return Info(v.dtype, (*q.shape[:3], v.shape[3]))

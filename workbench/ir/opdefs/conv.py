@@ -1,4 +1,4 @@
-"""Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv."""
+"""Convolutions: Conv, ConvTranspose, ConvInteger, QLinearConv, DeformConv."""
 from __future__ import annotations
 
 from .. import dims, windows
@@ -48,6 +48,13 @@ def conv_shape(x: Info, w: Info, dtype: str, *, auto_pad, dilations, group, kern
 def conv(x, w, b=None, **attrs):
     """Y = X (*) W + B."""
     return conv_shape(x, w, x.dtype, **attrs)
+
+
+@op("DeformConv", since=19, dilations=None, group=1, kernel_shape=None, offset_group=1, pads=None,
+    strides=None)
+def deform_conv(x, w, offset, b=None, mask=None, *, offset_group, **attrs):
+    """Y = X (*) W sampled at offset (and masked) kernel positions, + B: like Conv's output."""
+    return conv_shape(x, w, x.dtype, auto_pad="NOTSET", what="DeformConv", **attrs)
 
 
 @op("ConvInteger", since=10, **_CONV_ATTRS)

@@ -1,4 +1,4 @@
-"""Shape rules of elementwise math: unary functions, arithmetic, variadic ops and Cast.
+"""Shape rules of elementwise math: unary functions, arithmetic, variadic ops, Cast and BitCast.
 
 Arithmetic on shape tensors keeps their symbolic value, so that torch's
 `Shape -> Gather -> Mul -> Concat -> Reshape` chains give exact shapes:
@@ -8,20 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ShapeError, UnsupportedError
+from ...dtypes import itemsize
+from ...errors import ShapeError
 from .. import dims
 from ..ops import Info, op
+from ..onnx_dtypes import dtype_name
 from ..rules import broadcast_of, same_as
-
-# ONNX TensorProto.DataType -> numpy dtype name (ml_dtypes names for the small floats/ints).
-# Kept here, without importing onnx, because Cast's `to` attribute is such a code.
-TENSOR_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    8: "str", 9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-    14: "complex64", 15: "complex128", 16: "bfloat16", 17: "float8_e4m3fn", 18: "float8_e4m3fnuz",
-    19: "float8_e5m2", 20: "float8_e5m2fnuz", 21: "uint4", 22: "int4", 23: "float4_e2m1fn",
-    24: "float8_e8m0fnu", 25: "uint2", 26: "int2",
-}
 
 # Unary ops whose output has the input's dtype and shape, with the opset each arrived in.
 UNARY_MATH = {
@@ -32,18 +24,6 @@ UNARY_MATH = {
 
 for _name, _since in UNARY_MATH.items():
     op(_name, since=_since)(same_as)
-
-
-def dtype_of_code(code, where: str) -> str:
-    """The numpy dtype name of an ONNX TensorProto data type code (Cast's `to`)."""
-    name = TENSOR_DTYPES.get(code)
-    if name is None:
-        raise ShapeError(f"{where}: 'to'={code!r} is not an ONNX tensor data type code "
-                         f"(known: {sorted(TENSOR_DTYPES)})")
-    if name == "str":
-        raise UnsupportedError(f"{where}: casting to or from strings is not supported; "
-                               "convert strings outside the network")
-    return name
 
 
 def check_same_dtype(op_name: str, *xs: Info) -> None:
@@ -152,7 +132,7 @@ for _name in ("Max", "Min", "Sum", "Mean"):
 @op("Cast", since=1, to=None, saturate=1, round_mode="up")
 def cast(x: Info, *, to, saturate, round_mode) -> Info:
     """Same shape, dtype given by `to`; an integer shape tensor keeps its symbolic value."""
-    dtype = dtype_of_code(to, "Cast")
+    dtype = dtype_name(to, "Cast 'to'")
     keeps_value = isinstance(x.value, tuple) and dtype in ("int64", "int32")
     return Info(dtype, x.shape, x.value if keeps_value else None)
 
@@ -160,3 +140,13 @@ def cast(x: Info, *, to, saturate, round_mode) -> Info:
 @op("CastLike", since=15, saturate=1, round_mode="up")
 def cast_like(x: Info, target: Info, *, saturate, round_mode) -> Info:
     return Info(target.dtype, x.shape)
+
+
+@op("BitCast", since=26, to=None)
+def bit_cast(x: Info, *, to) -> Info:
+    """The same bits read as dtype `to`, which must be as wide as x's dtype; same shape."""
+    dtype = dtype_name(to, "BitCast 'to'")
+    if itemsize(dtype) != itemsize(x.dtype):
+        raise ShapeError(f"BitCast: {x.dtype} ({itemsize(x.dtype) * 8} bits) and {dtype} "
+                         f"({itemsize(dtype) * 8} bits) differ in width; BitCast needs equal widths")
+    return Info(dtype, x.shape)

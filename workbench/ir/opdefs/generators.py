@@ -8,7 +8,8 @@ import numpy as np
 from .. import dims
 from ...errors import ShapeError, UnsupportedError
 from ..ops import Info, op
-from ..rules import onnx_dtype, symbolic_value, unknown
+from ..onnx_dtypes import dtype_name
+from ..rules import symbolic_value, unknown
 
 # Generated tensors up to this many elements carry their value (they feed shape arithmetic).
 _VALUE_LIMIT = 4096
@@ -83,7 +84,7 @@ def _number(info):
 @op("EyeLike", since=9, dtype=None, k=0)
 def eye_like(x, *, dtype, k):
     """Same 2-D shape; dtype from the attribute (an ONNX type code) or the input."""
-    out_dtype = x.dtype if dtype is None else onnx_dtype(dtype, "EyeLike")
+    out_dtype = x.dtype if dtype is None else dtype_name(dtype, "EyeLike dtype")
     if x.shape is not None and len(x.shape) != 2:
         raise ShapeError(f"EyeLike needs a 2-D input, got shape {x.shape}")
     return Info(out_dtype, x.shape)

@@ -1,8 +1,9 @@
-"""Pooling: MaxPool, AveragePool, LpPool and their Global forms."""
+"""Pooling: MaxPool, AveragePool, LpPool, their Global forms, and MaxUnpool."""
 from __future__ import annotations
 
-from .. import windows
+from .. import dims, windows
 from ..ops import Info, op
+from ..rules import symbolic_value
 from ...errors import ShapeError
 
 _WINDOW_ATTRS = dict(auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None,
@@ -69,3 +70,20 @@ def global_max_pool(x):
 def global_lp_pool(x, *, p):
     """Y (N, C, 1, ...)."""
     return global_pool_shape(x)
+
+
+@op("MaxUnpool", since=9, kernel_shape=None, pads=None, strides=None)
+def max_unpool(x, indices, output_shape=None, *, kernel_shape, pads, strides):
+    """Y: output_shape when given, else (N, C, *(in - 1) * stride - pads + kernel)."""
+    if not kernel_shape:
+        raise ShapeError("MaxUnpool: attribute kernel_shape is required")
+    if output_shape is not None:
+        value = symbolic_value(output_shape)
+        if value is not None:
+            return Info(x.dtype, tuple(value))
+        rank = None if x.shape is None else len(x.shape)
+        return Info(x.dtype, None if rank is None else tuple(dims.fresh("unpool") for _ in range(rank)))
+    if x.shape is None:
+        return Info(x.dtype, None)
+    win = windows.window(kernel_shape, strides, None, pads, what="MaxUnpool")
+    return Info(x.dtype, (*x.shape[:2], *windows.unpool_dims(x.shape[2:], win)))

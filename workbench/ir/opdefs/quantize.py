@@ -1,35 +1,9 @@
 """Quantization: QuantizeLinear, DequantizeLinear (per-tensor, per-axis, blocked), DynamicQuantizeLinear."""
 from __future__ import annotations
 
+from ..onnx_dtypes import dtype_name
 from ..ops import Info, op
 from ...errors import ShapeError
-
-# ONNX TensorProto data-type codes -> numpy dtype names (ml_dtypes names for the exotic ones)
-ONNX_DTYPE_NAMES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
-    10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 14: "complex64", 15: "complex128",
-    16: "bfloat16", 17: "float8_e4m3fn", 18: "float8_e4m3fnuz", 19: "float8_e5m2", 20: "float8_e5m2fnuz",
-    21: "uint4", 22: "int4", 23: "float4_e2m1fn", 24: "float8_e8m0fnu", 25: "uint2", 26: "int2",
-    27: "float6_e2m3fn", 28: "float6_e3m2fn",
-}
-
-
-def dtype_name(code: int, what: str) -> str:
-    """The numpy dtype name of an ONNX data-type code (as in Cast's `to`)."""
-    try:
-        return ONNX_DTYPE_NAMES[int(code)]
-    except KeyError:
-        raise ShapeError(f"{what}: {code} is not an ONNX data type code workbench knows") from None
-
-
-def numpy_dtype(code: int):
-    """numpy dtype object of an ONNX data-type code (ml_dtypes for bfloat16, float8, int4...)."""
-    import ml_dtypes
-    import numpy as np
-
-    name = dtype_name(code, "dtype")
-    return np.dtype(getattr(ml_dtypes, name, name))
-
 
 def quantized_dtype(zero_point: Info | None, output_dtype: int, what: str) -> str:
     """Output dtype of QuantizeLinear: the zero point's, else output_dtype, else uint8."""

@@ -1,4 +1,4 @@
-"""Shape rules of reductions (Reduce*), ArgMax/ArgMin and CumSum.
+"""Shape rules of reductions (Reduce*), ArgMax/ArgMin, CumSum and CumProd.
 
 Reduce axes come as an input (ReduceSum >= 13, the others >= 18) or as the `axes` attribute
 before that; an axes input that is not a build-time constant leaves the reduced dims unknown.
@@ -66,8 +66,17 @@ for _name in ("ArgMax", "ArgMin"):
     op(_name, since=1, axis=0, keepdims=1, select_last_index=0)(_arg_rule)
 
 
-@op("CumSum", since=11, exclusive=0, reverse=0)
-def cum_sum(x: Info, axis: Info, *, exclusive, reverse) -> Info:
-    if axis.shape is not None and len(axis.shape) > 1:
-        raise ShapeError(f"CumSum axis must be a scalar or 1-element tensor, got shape {axis.shape}")
-    return same_as(x)
+def cumulative(name: str):
+    """Shape rule of a running reduction (CumSum, CumProd): x's shape and dtype; axis is a scalar."""
+
+    def rule(x: Info, axis: Info, *, exclusive, reverse) -> Info:
+        if axis.shape is not None and len(axis.shape) > 1:
+            raise ShapeError(f"{name} axis must be a scalar or 1-element tensor, got shape {axis.shape}")
+        return same_as(x)
+
+    rule.__doc__ = f"{name}: running reduction along one axis; same shape and dtype."
+    return rule
+
+
+op("CumSum", since=11, exclusive=0, reverse=0)(cumulative("CumSum"))
+op("CumProd", since=26, exclusive=0, reverse=0)(cumulative("CumProd"))

@@ -77,3 +77,10 @@ def clip(x: np.ndarray, low=None, high=None, *, min=None, max=None) -> np.ndarra
     high = max if high is None else high
     out = x if low is None else np.maximum(x, np.asarray(low, dtype=x.dtype))
     return out if high is None else np.minimum(out, np.asarray(high, dtype=x.dtype))
+
+
+@kernel("SwiGLU")
+@in_wide_float
+def swiglu(a: np.ndarray, b: np.ndarray, *, alpha=1.0) -> np.ndarray:
+    """The gated linear unit with a Swish gate: A * sigmoid(alpha * A) * B."""
+    return ELEMENTWISE["Swish"](a, alpha=alpha) * b

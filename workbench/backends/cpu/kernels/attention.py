@@ -1,11 +1,12 @@
-"""Attention and RotaryEmbedding kernels, following onnx.reference's semantics exactly (masks,
+"""Attention, RotaryEmbedding and FlexAttention kernels, following onnx.reference's semantics exactly (masks,
 causal/window frontiers aligned bottom-right, fully-masked rows giving 0), computed in float32 for
 float16/bfloat16 inputs."""
 from __future__ import annotations
 
 import numpy as np
 
-from ....ir.opdefs.quantize import numpy_dtype
+from ....errors import UnsupportedError
+from ....ir.onnx_dtypes import numpy_dtype
 from ..registry import kernel
 from ..windowing import compute_dtype
 
@@ -153,3 +154,21 @@ def rotary_embedding(x, cos_cache, sin_cache, position_ids=None, *, interleaved,
     y = np.concatenate([rotated, xs[..., rot:]], axis=-1)
     y = y.transpose(0, 2, 1, 3) if x.ndim == 4 else y.reshape(x.shape)
     return y.astype(x.dtype)
+
+
+@kernel("FlexAttention", domain="ai.onnx.preview")
+def flex_attention(q, k, v, *, prob_mod=None, score_mod=None, scale=None, softmax_precision=None):
+    """softmax(Q K^T * scale) V with grouped-query heads; scores are formed in Q's dtype, softmax and
+    the product with V in softmax_precision (default: float32 for 16-bit inputs, else Q's dtype)."""
+    if score_mod is not None or prob_mod is not None:
+        raise UnsupportedError("FlexAttention: score_mod/prob_mod subgraphs are not supported")
+    ct = compute_dtype(q.dtype)
+    rnd = _rounder(q.dtype, ct)
+    hq, hkv = q.shape[1], k.shape[1]
+    if hq != hkv:
+        k, v = np.repeat(k, hq // hkv, axis=1), np.repeat(v, hq // hkv, axis=1)
+    root = rnd(np.asarray(np.sqrt(np.float32(1 / np.sqrt(q.shape[-1]) if scale is None else scale)), ct))
+    scores = rnd(np.matmul(rnd(q.astype(ct) * root), rnd(k.astype(ct) * root).swapaxes(-1, -2)))
+    sm_dtype = numpy_dtype(softmax_precision) if softmax_precision else ct
+    probs = _softmax(scores.astype(sm_dtype))
+    return np.matmul(probs, v.astype(sm_dtype)).astype(v.dtype)

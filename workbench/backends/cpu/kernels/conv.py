@@ -5,6 +5,7 @@ convolutions (ConvInteger, QLinearConv) are computed in float64, which is exact 
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -13,6 +14,7 @@ from ....errors import ShapeError
 from ....ir import windows
 from ..registry import kernel
 from ..windowing import compute_dtype, pad_spatial, tap_slices, taps, window_view
+from .grid import axis_taps
 
 # im2col buffers are built at most this many bytes (a few images) at a time, bounding memory.
 _COLS_BYTES = 16 << 20
@@ -135,6 +137,56 @@ def conv(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, stride
     win, out = _geometry(x, w, kernel_shape, strides, dilations, pads, auto_pad)
     ct = compute_dtype(x.dtype)
     y = convolve(x.astype(ct, copy=False), w.astype(ct, copy=False), group, win, out)
+    if b is not None:
+        y += _channel_shape(b.astype(ct), y.ndim)
+    return y.astype(x.dtype, copy=False)
+
+
+def deformed_columns(x, offset, mask, win: windows.Window, out, offset_group: int) -> np.ndarray:
+    """im2col of a deformable convolution: (N, C, *kernel, *out) samples of x, bilinear (zeros outside
+    the image) at each kernel position shifted by its offset, times the mask."""
+    n, c, *size = x.shape
+    nd, kernel = len(size), win.kernel
+    off = offset.reshape(n, offset_group, *kernel, nd, *out)
+    grid_shape = (1, 1, *kernel, *out)
+    per_axis = []
+    for a in range(nd):  # pixel coordinates along axis a: window start + dilated tap + offset
+        tap = np.arange(kernel[a]) * win.dilations[a]
+        start = np.arange(out[a]) * win.strides[a] - win.pads[a]
+        base = tap.reshape(_axis_shape(2 + a, grid_shape)) + start.reshape(_axis_shape(2 + nd + a, grid_shape))
+        per_axis.append(axis_taps(base + off.take(a, axis=2 + nd), size[a], "linear", "zeros", True))
+    xg = x.reshape(n, offset_group, c // offset_group, *size)
+    index = (np.arange(n).reshape(-1, *(1,) * (1 + 2 * nd)), np.arange(offset_group).reshape(1, -1, *(1,) * 2 * nd))
+    cols = np.zeros((n, offset_group, *kernel, *out, c // offset_group), x.dtype)
+    for combo in itertools.product(range(2), repeat=nd):  # the 2^nd bilinear corners
+        weight, valid, where = 1, True, []
+        for (indices, weights, valids), t in zip(per_axis, combo):
+            weight, valid = weight * weights[t], valid & valids[t]
+            where.append(indices[t])
+        cols += xg[(*index, slice(None), *where)] * np.where(valid, weight, 0)[..., None]
+    if mask is not None:
+        cols *= mask.reshape(n, offset_group, *kernel, *out)[..., None].astype(x.dtype)
+    cols = np.moveaxis(cols, -1, 2)  # (N, G, C/G, *kernel, *out): channel c = g * C/G + i
+    return cols.reshape(n, c, *kernel, *out)
+
+
+def _axis_shape(axis: int, shape: tuple) -> tuple:
+    """Shape that lays a vector along `axis` of an array of `shape` (1 elsewhere)."""
+    return tuple(-1 if i == axis else 1 for i in range(len(shape)))
+
+
+@kernel("DeformConv")
+def deform_conv(x, w, offset, b=None, mask=None, *, dilations=None, group=1, kernel_shape=None, offset_group=1,
+                pads=None, strides=None):
+    """ONNX DeformConv (any number of spatial dims, groups, offset groups, optional mask and bias)."""
+    _check(x, w, group, "DeformConv")
+    win, out = _geometry(x, w, kernel_shape, strides, dilations, pads, "NOTSET", "DeformConv")
+    ct = compute_dtype(x.dtype)
+    cols = deformed_columns(x.astype(ct), offset.astype(ct), mask, win, out, offset_group)
+    n, c, m = x.shape[0], x.shape[1], w.shape[0]
+    k = (c // group) * math.prod(win.kernel)
+    y = np.matmul(w.astype(ct).reshape(group, m // group, k), cols.reshape(n, group, k, math.prod(out)))
+    y = y.reshape(n, m, *out)
     if b is not None:
         y += _channel_shape(b.astype(ct), y.ndim)
     return y.astype(x.dtype, copy=False)

@@ -1,4 +1,4 @@
-"""NumPy kernels of elementwise math: unary functions, arithmetic, variadic ops and Cast.
+"""NumPy kernels of elementwise math: unary functions, arithmetic, variadic ops, Cast and BitCast.
 
 16- and 8-bit floats (float16, bfloat16, float8 via ml_dtypes) are computed in float32 and
 rounded back once: numpy emulates them slowly and accumulates them poorly. The helpers
@@ -12,7 +12,8 @@ import ml_dtypes
 import numpy as np
 
 from ....errors import UnsupportedError
-from ....ir.opdefs.elementwise import UNARY_MATH, dtype_of_code
+from ....ir.onnx_dtypes import numpy_dtype
+from ....ir.opdefs.elementwise import UNARY_MATH
 from ..registry import kernel
 
 NARROW_FLOATS = frozenset({
@@ -241,9 +242,15 @@ def to_e8m0(x: np.ndarray, saturate=1, round_mode: str = "up") -> np.ndarray:
 
 @kernel("Cast")
 def cast(x: np.ndarray, *, to, saturate=1, round_mode="up") -> np.ndarray:
-    return cast_to(x, np.dtype(dtype_of_code(to, "Cast")), saturate, round_mode)
+    return cast_to(x, numpy_dtype(to, "Cast 'to'"), saturate, round_mode)
 
 
 @kernel("CastLike")
 def cast_like(x: np.ndarray, target: np.ndarray, *, saturate=1, round_mode="up") -> np.ndarray:
     return cast_to(x, target.dtype, saturate, round_mode)
+
+
+@kernel("BitCast")
+def bit_cast(x: np.ndarray, *, to) -> np.ndarray:
+    """x's bytes reinterpreted as dtype `to` (the shape rule checks the widths match)."""
+    return x.copy(order="C").view(numpy_dtype(to, "BitCast 'to'"))

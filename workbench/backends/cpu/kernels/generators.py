@@ -5,7 +5,7 @@ import ml_dtypes  # noqa: F401 - registers bfloat16 & co. as numpy dtype names
 import numpy as np
 
 from ....ir.opdefs.generators import constant_array
-from ....ir.rules import onnx_dtype
+from ....ir.onnx_dtypes import numpy_dtype
 from ..registry import kernel
 
 
@@ -35,5 +35,5 @@ def range_(start, limit, delta, *, stash_type=1):
 
 @kernel("EyeLike")
 def eye_like(x, *, dtype=None, k=0):
-    out_dtype = x.dtype if dtype is None else np.dtype(onnx_dtype(dtype, "EyeLike"))
+    out_dtype = x.dtype if dtype is None else numpy_dtype(dtype, "EyeLike dtype")
     return np.eye(x.shape[0], x.shape[1], k=k, dtype=out_dtype)

@@ -146,3 +146,19 @@ def global_lp_pool(x, *, p):
     ct = compute_dtype(x.dtype)
     powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
     return (powered.sum(axis=_spatial_axes(x), keepdims=True) ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
+
+
+@kernel("MaxUnpool")
+def max_unpool(x, indices, output_shape=None, *, kernel_shape, pads=None, strides=None):
+    """Scatter x to the flat `indices` (MaxPool's) of the inferred unpooled shape; an explicit
+    output_shape pads that result with zeros at the end of each axis, as onnx.reference does."""
+    win = windows.window(kernel_shape, strides, None, pads, what="MaxUnpool")
+    inferred = (*x.shape[:2], *windows.unpool_dims(x.shape[2:], win))
+    y = np.zeros(int(np.prod(inferred)), dtype=x.dtype)
+    y[indices.reshape(-1)] = x.reshape(-1)
+    y = y.reshape(inferred)
+    if output_shape is None:
+        return y
+    out = np.zeros(tuple(int(d) for d in output_shape), dtype=x.dtype)
+    out[tuple(slice(0, d) for d in inferred)] = y
+    return out

@@ -6,7 +6,7 @@ import ml_dtypes
 import numpy as np
 
 from ....errors import ShapeError
-from ....ir.opdefs.quantize import numpy_dtype
+from ....ir.onnx_dtypes import numpy_dtype
 from ..registry import kernel
 
 _INT_LIKE = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,

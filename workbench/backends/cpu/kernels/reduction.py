@@ -1,4 +1,4 @@
-"""NumPy kernels of reductions (Reduce*), ArgMax/ArgMin and CumSum.
+"""NumPy kernels of reductions (Reduce*), ArgMax/ArgMin, CumSum and CumProd.
 
 Reductions of narrow floats accumulate in float32 (see elementwise.widen); reducing an empty
 set gives the reduction's identity (0 for sums, 1 for products, -inf/+inf for max/min,
@@ -95,17 +95,25 @@ kernel("ArgMax")(_arg_extreme(np.argmax))
 kernel("ArgMin")(_arg_extreme(np.argmin))
 
 
-@kernel("CumSum")
-def cum_sum(x: np.ndarray, axis: np.ndarray, *, exclusive=0, reverse=0) -> np.ndarray:
-    """Running sums along `axis`; exclusive leaves out the current element, reverse runs backwards."""
-    a = normalize_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
-    (w,) = widen(x)
-    if reverse:
-        w = np.flip(w, a)
-    out = np.cumsum(w, axis=a)
-    if exclusive:  # shift by one along the axis, starting from 0
-        head = np.zeros_like(np.take(out, [0], axis=a))
-        out = np.concatenate([head, np.take(out, range(out.shape[a] - 1), axis=a)], axis=a)
-    if reverse:
-        out = np.flip(out, a)
-    return out.astype(x.dtype)
+def _cumulative(accumulate, identity: int):
+    """Kernel of a running reduction along `axis` (CumSum, CumProd): exclusive leaves out the current
+    element (starting from the identity), reverse runs backwards."""
+
+    def run(x: np.ndarray, axis: np.ndarray, *, exclusive=0, reverse=0) -> np.ndarray:
+        a = normalize_axis(int(np.asarray(axis).reshape(-1)[0]), x.ndim)
+        (w,) = widen(x)
+        if reverse:
+            w = np.flip(w, a)
+        out = accumulate(w, axis=a, dtype=w.dtype)
+        if exclusive:  # shift by one along the axis, starting from the identity
+            head = np.full_like(np.take(out, [0], axis=a), identity)
+            out = np.concatenate([head, np.take(out, range(out.shape[a] - 1), axis=a)], axis=a)
+        if reverse:
+            out = np.flip(out, a)
+        return out.astype(x.dtype)
+
+    return run
+
+
+kernel("CumSum")(_cumulative(np.cumsum, 0))
+kernel("CumProd")(_cumulative(np.cumprod, 1))

@@ -18,7 +18,8 @@ def _softmax(x, axis):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-def _log_softmax(x, axis):
+def log_softmax(x, axis):
+    """log(softmax(x)) along `axis`, computed stably (shifted by the maximum)."""
     shifted = x - np.max(x, axis=axis, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -47,5 +48,5 @@ def _normalizer(fn):
 
 
 kernel("Softmax")(_normalizer(_softmax))
-kernel("LogSoftmax")(_normalizer(_log_softmax))
+kernel("LogSoftmax")(_normalizer(log_softmax))
 kernel("Hardmax")(_normalizer(_hardmax))

@@ -1,0 +1,166 @@
+"""The cuda backend's orchestration (search, timing cache, runner, fallbacks) on a NumPy stand-in for CuPy.
+
+Runs without a GPU: the stand-in cannot compile kernels or capture graphs, so this checks the paths
+that must always work (generic / host tactics, eager runs, recipes in the plan, cache reuse). On a
+machine with a real GPU the real tests in this folder cover the rest, so this module is skipped there
+(it swaps modules in sys.modules, which must not disturb them).
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import numpy as np
+import pytest
+
+from workbench.backends import cuda_available
+
+pytestmark = pytest.mark.skipif(cuda_available(), reason="a real GPU is present: the real tests run instead")
+
+
+@pytest.fixture()
+def fake_cuda(monkeypatch, tmp_path):
+    """The cuda backend imported against tests/gpu/fakecupy.py; removed again afterwards."""
+    from tests.gpu import fakecupy
+
+    for name in [m for m in sys.modules if m.startswith("workbench.backends.cuda")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "cupy", fakecupy)
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path))
+    backend = importlib.import_module("workbench.backends.cuda.backend")
+    import workbench.backends as backends
+
+    monkeypatch.setattr(backends, "cuda_available", lambda: True)
+    yield backend
+    for name in [m for m in sys.modules if m.startswith("workbench.backends.cuda")]:
+        sys.modules.pop(name, None)
+
+
+def _net():
+    from workbench.ir.network import Network
+
+    net = Network("tiny")
+    x = net.add_input("x", "float32", ("batch", 8))
+    w = net.add_constant(np.random.default_rng(0).standard_normal((1, 8)).astype(np.float32), "w")
+    a = net.add_layer("Add", [x, w]).output
+    r = net.add_layer("Relu", [a]).output
+    net.mark_output(r)
+    return net
+
+
+def _expected(net, x):
+    return np.maximum(x + net.weights["w"], 0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])
+def test_build_and_run_on_the_fallback_tactics(fake_cuda, tmp_path, precision):
+    import workbench as wb
+
+    net = _net()
+    cfg = wb.BuilderConfig(device="cuda", precision=precision, max_batch=4, timing_cache=str(tmp_path / "t.json"))
+    engine = wb.build(net, cfg)
+    assert engine.backend == "cuda"
+    assert set(engine.tactics.values()) <= {"generic", "host"}
+    assert "nvrtc" in str(engine.report["excluded"])  # NVRTC failed in the fake: dropped with a reason
+    assert "timing failed" not in str(engine.report["excluded"])
+    assert all("generic" in t for t in engine.report["timings"].values())
+    assert engine.tactic_params.keys() == engine.tactics.keys()
+    x = np.random.default_rng(1).standard_normal((3, 8)).astype(np.float32)
+    ctx = engine.create_execution_context()
+    out = ctx.execute({"x": x})["relu_out"]
+    assert isinstance(out, np.ndarray) and out.dtype == np.float32
+    tol = {"fp32": 1e-6, "fp16": 1e-2, "bf16": 2e-2}[precision]
+    np.testing.assert_allclose(out, _expected(net, x), rtol=tol, atol=tol)
+    again = ctx.execute({"x": x})["relu_out"]  # second run at a shape: would capture; the fake cannot
+    np.testing.assert_array_equal(out, again)
+
+
+def test_device_inputs_give_device_outputs_and_profile(fake_cuda, tmp_path):
+    import workbench as wb
+    from tests.gpu import fakecupy
+
+    engine = wb.build(_net(), wb.BuilderConfig(device="cuda", max_batch=2, timing_cache=str(tmp_path / "t.json")))
+    runner = engine.create_execution_context()._runner
+    x = np.ones((2, 8), np.float32)
+    out = runner.run({"x": fakecupy.asarray(x)})["relu_out"]
+    assert isinstance(out, fakecupy.ndarray)
+    rows = runner.profile({"x": x}, runs=2)
+    assert [r["layer"] for r in rows] == [l.name for l in engine.network.layers]
+    assert all(r["ms"] >= 0 for r in rows)
+    mem = runner.memory()
+    assert {"weights_bytes", "activations_bytes", "workspace_bytes"} <= set(mem)
+
+
+def test_timing_cache_makes_the_rebuild_reuse_decisions(fake_cuda, tmp_path):
+    import workbench as wb
+
+    cache = tmp_path / "timing.json"
+    cfg = wb.BuilderConfig(device="cuda", max_batch=2, timing_cache=str(cache))
+    first = wb.build(_net(), cfg)
+    assert cache.exists()
+    second = wb.build(_net(), cfg)
+    assert second.tactics == first.tactics
+    assert any("from the timing cache" in n and " 0 from" not in n for n in second.report["notes"])
+
+
+def test_a_plan_round_trips_and_runs(fake_cuda, tmp_path):
+    import workbench as wb
+
+    engine = wb.build(_net(), wb.BuilderConfig(device="cuda", max_batch=2, timing_cache=str(tmp_path / "t.json")))
+    path = tmp_path / "m.plan"
+    engine.save(path)
+    loaded = wb.load_plan(path)
+    x = np.random.default_rng(2).standard_normal((2, 8)).astype(np.float32)
+    a = engine.create_execution_context().execute({"x": x})["relu_out"]
+    b = loaded.create_execution_context().execute({"x": x})["relu_out"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_an_unknown_tactic_in_a_plan_falls_back(fake_cuda, tmp_path):
+    import workbench as wb
+
+    engine = wb.build(_net(), wb.BuilderConfig(device="cuda", max_batch=2, timing_cache=str(tmp_path / "t.json")))
+    engine.tactics = {k: "from-the-future" for k in engine.tactics}
+    x = np.random.default_rng(3).standard_normal((2, 8)).astype(np.float32)
+    out = engine.create_execution_context().execute({"x": x})["relu_out"]
+    np.testing.assert_allclose(out, _expected(engine.network, x), rtol=1e-6)
+
+
+def test_level_zero_does_not_time(fake_cuda, tmp_path):
+    import workbench as wb
+
+    cfg = wb.BuilderConfig(device="cuda", max_batch=2, builder_optimization_level=0,
+                           timing_cache=str(tmp_path / "t.json"))
+    engine = wb.build(_net(), cfg)
+    assert not engine.report["timings"]
+
+
+def test_pointwise_source_is_a_function_of_the_recipe(fake_cuda):
+    from workbench.backends.cuda import pointwise
+
+    recipe = {"expr": ["act", "Relu", None, None, ["bin", "Add", ["in", 0], ["in", 1]]],
+              "inputs": ["float16", "float32"], "output": "float16", "round": "fp16"}
+    ins, outs, op, name, _ = pointwise.source(recipe)
+    assert ins == "float16 in0, float32 in1" and outs == "float16 out0"
+    assert "wb_half((float)in1)" in op and op.endswith("out0 = (float16)(((t0 < (float)0 ? (float)0 : t0)));")
+    assert pointwise.source(dict(recipe))[3] == name
+    assert pointwise.source(dict(recipe, output="float32"))[3] != name
+
+
+@pytest.mark.parametrize("auto_pad,pads,expect", [
+    ("NOTSET", [1, 1, 1, 1], ((1, 1), (1, 1), 8, 8)),
+    ("SAME_UPPER", None, ((0, 0), (1, 1), 4, 4)),
+    ("SAME_LOWER", None, ((1, 1), (0, 0), 4, 4)),
+    ("VALID", None, ((0, 0), (0, 0), 3, 3)),
+])
+def test_conv_geometry_follows_onnx_auto_pad(fake_cuda, auto_pad, pads, expect):
+    from workbench.backends.cuda.conv import geometry
+    from workbench.backends.cuda.site import Site
+
+    stride = [1, 1] if auto_pad == "NOTSET" else [2, 2]
+    attrs = {"auto_pad": auto_pad, "pads": pads, "strides": stride, "dilations": None, "group": 1,
+             "kernel_shape": None}
+    site = Site("Conv", "", attrs, "fp32", (((1, 3, 8, 8), "float32", "device"), ((4, 3, 3, 3), "float32", "device")),
+                (False, True), ("float32",))
+    g = geometry(site)
+    assert (g.pad_begin, g.pad_end, g.p, g.q) == expect

@@ -1,0 +1,30 @@
+"""ResNet-50 (zoo) at INT8: outputs stay close to fp32 on inputs not used for calibration."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.quant.mixed import cosine
+
+from .helpers import needs_kernels
+
+pytestmark = [pytest.mark.slow, needs_kernels("Conv", "BatchNormalization", "MaxPool", "Add",
+                                              "GlobalAveragePool", "Flatten", "Gemm", "Relu")]
+
+
+def test_resnet50_int8_cosine(tmp_path):
+    from workbench.zoo import resnet50
+
+    net = wb.load_onnx(resnet50(tmp_path / "r50.onnx", batch="batch"))
+    rng = np.random.default_rng(0)
+    calib = [{"input": rng.standard_normal((1, 3, 224, 224)).astype(np.float32)} for _ in range(3)]
+    x = rng.standard_normal((2, 3, 224, 224)).astype(np.float32)
+    cal = wb.quant.EntropyCalibrator(calib, progress=False)
+    int8 = wb.build(net, wb.BuilderConfig(device="cpu", precision="int8", calibrator=cal, max_batch=2))
+    fp32 = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=2))
+    matrix = [l for l in int8.network.layers if l.op in ("QLinearConvFused", "QGemm")]
+    assert len(matrix) == 54 and all(int8.precisions[l.name] == "int8" for l in matrix)  # 53 convs + the fc
+    y8 = int8.create_execution_context().execute({"input": x})
+    y32 = fp32.create_execution_context().execute({"input": x})
+    assert cosine(y8, y32) >= 0.99

@@ -1,0 +1,173 @@
+"""Pooling and lookup tactics: a generated kernel per 2-D MaxPool / AveragePool, CuPy reductions for
+global pools, cupy.take for Gather.
+
+The window kernel reads the input in its physical layout (channels-last views from convolutions, or
+plain NCHW) and writes channels-last, so a pool between two convolutions costs no layout copy.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .conv import _pads_for
+from .device import cp
+from .site import store
+from .tactics import Kernel, ops, tactic
+
+_KERNELS: dict = {}
+_C = {"float16": "float16", "float32": "float", "float64": "double"}
+
+
+def _source(r: dict) -> tuple:
+    """ElementwiseKernel pieces for a window recipe (kernel sizes, strides, pads, layout baked in)."""
+    index = ("((n * H + h) * W + w) * C + c" if r["nhwc"] else "((n * C + c) * H + h) * W + w")
+    init = "-1.0f / 0.0f" if r["max"] else "0.0f"
+    update = "best = (v > best || v != v) ? v : best;" if r["max"] else "best += v;"
+    if r["max"]:
+        final = "best"
+    elif r["include_pad"]:
+        final = f"best / {float(r['kh'] * r['kw'])!r}f"
+    else:
+        final = "best / (float)count"
+    body = f"""
+    const long long C = {r['c']}, H = {r['h']}, W = {r['w']}, P = {r['p']}, Q = {r['q']};
+    long long t = i;
+    const long long c = t % C; t /= C;
+    const long long q = t % Q; t /= Q;
+    const long long p = t % P; const long long n = t / P;
+    float best = {init}; int count = 0;
+    for (int kh = 0; kh < {r['kh']}; ++kh) {{
+      const long long h = p * {r['sh']} - {r['pt']} + kh * {r['dh']};
+      if (h < 0 || h >= H) continue;
+      for (int kw = 0; kw < {r['kw']}; ++kw) {{
+        const long long w = q * {r['sw']} - {r['pl']} + kw * {r['dw']};
+        if (w < 0 || w >= W) continue;
+        const float v = (float)x[{index}];
+        {update} ++count;
+      }}
+    }}
+    y = ({_C[r['dtype']]})({final});
+    """
+    name = "wb_pool_" + hashlib.sha1(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
+    return f"raw {r['dtype']} x", f"{r['dtype']} y", body, name
+
+
+def _kernel(recipe: dict):
+    key = json.dumps(recipe, sort_keys=True)
+    if key not in _KERNELS:
+        ins, outs, body, name = _source(recipe)
+        _KERNELS[key] = cp.ElementwiseKernel(ins, outs, body, name)
+    return _KERNELS[key]
+
+
+def _window(site):
+    a = site.attrs
+    n, c, h, w = site.shape(0)
+    k = list(a.get("kernel_shape") or ())
+    stride = list(a.get("strides") or (1, 1))
+    dil = list(a.get("dilations") or (1, 1))
+    auto = a.get("auto_pad") or "NOTSET"
+    auto = auto.decode() if isinstance(auto, bytes) else auto
+    pt, _, p = _pads_for(h, k[0], stride[0], dil[0], auto, a.get("pads"), 0)
+    pl, _, q = _pads_for(w, k[1], stride[1], dil[1], auto, a.get("pads"), 1)
+    return dict(c=c, h=h, w=w, p=p, q=q, kh=k[0], kw=k[1], sh=stride[0], sw=stride[1], dh=dil[0], dw=dil[1],
+                pt=pt, pl=pl)
+
+
+@tactic("window", ops=ops("MaxPool", "AveragePool"), rank=20)
+class Window:
+    """A 2-D max / average pool as one generated kernel (float16/32; no ceil mode, no indices output)."""
+
+    @staticmethod
+    def check(site):
+        if not site.present(0) or len(site.shape(0)) != 4 or len(site.attrs.get("kernel_shape") or ()) != 2:
+            return "not a 2-D pool"
+        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] != site.dtype(0):
+            return "float16/float32 in and out only"
+        if site.inputs[0][2] != "device":
+            return "input on the host"
+        if any(site.outputs[1:]):
+            return "the indices output is not produced"
+        if site.attrs.get("ceil_mode"):
+            return "ceil_mode is not handled"
+        if site.op == "AveragePool" and (site.attrs.get("dilations") or [1, 1]) != [1, 1]:
+            return "dilated average pooling is not handled"
+        g = _window(site)
+        return None if g["p"] > 0 and g["q"] > 0 else "empty output"
+
+    @staticmethod
+    def prepare(site, params, dev):
+        geo = _window(site)
+        n = site.shape(0)[0]
+        base = dict(geo, dtype=site.dtype(0), max=site.op == "MaxPool",
+                    include_pad=bool(site.attrs.get("count_include_pad", 0)))
+
+        def run(args):
+            x = args[0]
+            nhwc = x.transpose(0, 2, 3, 1).flags.c_contiguous
+            flat = (x.transpose(0, 2, 3, 1) if nhwc else cp.ascontiguousarray(x)).reshape(-1)
+            y = cp.empty((n, geo["p"], geo["q"], geo["c"]), x.dtype)
+            _kernel(dict(base, nhwc=bool(nhwc)))(flat, y)
+            return [y.transpose(0, 3, 1, 2)]
+
+        return Kernel(run, label="window")
+
+
+@tactic("reduce", ops=ops("GlobalAveragePool", "GlobalMaxPool"), rank=20)
+class GlobalPool:
+    """Global pools as one CuPy reduction over the spatial axes, accumulated in float32."""
+
+    @staticmethod
+    def check(site):
+        if not site.present(0) or len(site.shape(0)) < 3 or site.inputs[0][2] != "device":
+            return "needs a device tensor with spatial axes"
+        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] != site.dtype(0):
+            return "float16/float32 in and out only"
+        return None
+
+    @staticmethod
+    def prepare(site, params, dev):
+        axes = tuple(range(2, len(site.shape(0))))
+        mean = site.op == "GlobalAveragePool"
+
+        def run(args):
+            x = args[0]
+            y = x.mean(axis=axes, keepdims=True, dtype=np.float32) if mean else x.max(axis=axes, keepdims=True)
+            return [y.astype(x.dtype, copy=False)]
+
+        return Kernel(run, label="reduce")
+
+
+@tactic("take", ops=ops("Gather"), precisions=("fp32", "tf32", "fp16", "bf16", "int8", "fp8"), rank=20)
+class Take:
+    """Gather as cupy.take on the device (embedding lookups), negative indices wrapped as ONNX says."""
+
+    @staticmethod
+    def check(site):
+        if not site.present(0) or site.inputs[0][2] != "device" or not site.shape(0):
+            return "data must be a device tensor"
+        if site.dtype(1) not in ("int32", "int64"):
+            return "indices must be int32/int64"
+        if site.on_host(1) and not site.const[1]:
+            return "computed host indices"
+        return None
+
+    @staticmethod
+    def prepare(site, params, dev):
+        rank = len(site.shape(0))
+        axis = int(site.attrs.get("axis", 0) or 0)
+        axis = axis + rank if axis < 0 else axis
+        n = site.shape(0)[axis]
+
+        def indices(i):
+            i = cp.asarray(i)
+            return cp.where(i < 0, i + n, i)
+
+        def run(args):
+            idx = dev.derive(args[1], ("take-idx", n), indices, site.const[1]) if not site.on_host(1) \
+                else dev.cached(("take-host-idx", args[1].shape, args[1].tobytes()), lambda: indices(args[1]))
+            return [store(cp.take(args[0], idx, axis=axis), site.outputs[0])]
+
+        return Kernel(run, label="take")

@@ -1,0 +1,177 @@
+"""Site: one layer at concrete shapes, as a tactic sees it; precision emulation; tolerances.
+
+A tactic is prepared for a Site and returns a Kernel: `kernel(args) -> [outputs]`. Arguments come
+as stored (device arrays, or small host arrays for shape-like constants), outputs leave in the
+layer's storage dtypes on the device (bfloat16 is emulated: float32 holding bf16-rounded values).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...builder.precision import MATMUL_OPS
+from .device import cp, device_dtype, is_device
+
+TOLERANCE = {"fp32": 1e-5, "tf32": 1e-3, "fp16": 1e-2, "bf16": 1e-2}  # relative L2, as in METHOD.md
+LOW = {"fp16": "float16", "bf16": "bfloat16"}
+SIGNATURE_VERSION = 1  # bump when a tactic's meaning changes, so cached timings are not reused
+
+
+@dataclass
+class Site:
+    """A layer at concrete input shapes: what a tactic is prepared for and what the timing cache keys on.
+
+    inputs: per input (shape, dtype name, "device" | "host") or None for an omitted optional input.
+    const:  per input, True when it is a weight (constant for the engine's life).
+    outputs: per output the storage dtype name ("bfloat16" included), "" for an omitted output.
+    """
+
+    op: str
+    domain: str
+    attrs: dict
+    precision: str
+    inputs: tuple
+    const: tuple
+    outputs: tuple
+    opset: int = 21
+    name: str = field(default="", compare=False)
+
+    def key(self) -> str:
+        body = json.dumps([SIGNATURE_VERSION, self.op, self.domain, self.attrs, self.precision,
+                           [list(i) if i else None for i in self.inputs], list(self.const), list(self.outputs),
+                           self.opset], default=_jsonable, sort_keys=True)
+        return hashlib.sha1(body.encode()).hexdigest()
+
+    def shape(self, i: int) -> tuple | None:
+        return tuple(self.inputs[i][0]) if i < len(self.inputs) and self.inputs[i] else None
+
+    def dtype(self, i: int) -> str | None:
+        return self.inputs[i][1] if i < len(self.inputs) and self.inputs[i] else None
+
+    def on_host(self, i: int) -> bool:
+        return bool(i < len(self.inputs) and self.inputs[i] and self.inputs[i][2] == "host")
+
+    def present(self, i: int) -> bool:
+        return i < len(self.inputs) and self.inputs[i] is not None
+
+    @property
+    def lowp(self) -> str | None:
+        """float16 / bfloat16 when the layer runs at a reduced float precision."""
+        return LOW.get(self.precision)
+
+    @property
+    def tf32(self) -> bool:
+        return self.precision == "tf32" and self.op in MATMUL_OPS
+
+    def all_float(self, inputs=None) -> bool:
+        idx = range(len(self.inputs)) if inputs is None else inputs
+        ins = [self.dtype(i) for i in idx if self.present(i)]
+        return all(d in ("float16", "float32", "float64") for d in ins) and \
+            all(o in ("", "float16", "float32", "float64", "bfloat16") for o in self.outputs)
+
+
+def make_site(layer, attrs: dict, args: list, precision: str, out_dtypes: list, weights, opset: int) -> Site:
+    """The Site of `layer` for these concrete arguments."""
+    inputs = tuple((tuple(int(d) for d in a.shape), a.dtype.name, "device" if is_device(a) else "host")
+                   if a is not None else None for a in args)
+    const = tuple(bool(n) and n in weights for n in layer.inputs)
+    return Site(layer.op, layer.domain, dict(attrs), precision, inputs, const,
+                tuple(d or "" for d in out_dtypes), opset, layer.name)
+
+
+def _jsonable(o):
+    if isinstance(o, np.ndarray):
+        return {"ndarray": o.dtype.name, "shape": list(o.shape), "sha1": hashlib.sha1(o.tobytes()).hexdigest()}
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, (bytes, bytearray)):
+        return o.decode(errors="replace")
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    return repr(o)
+
+
+# ------------------------------------------------------------------------------- precision emulation
+def xp_of(x):
+    return cp if is_device(x) else np
+
+
+def round_bf16(x):
+    """float32 values rounded to bfloat16 (nearest even), kept as float32; NaN and inf pass through."""
+    xp = xp_of(x)
+    bits = xp.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    lsb = (bits >> np.uint32(16)) & np.uint32(1)
+    rounded = ((bits + np.uint32(0x7FFF) + lsb) & np.uint32(0xFFFF0000)).view(np.float32)
+    return xp.where(xp.isfinite(x), rounded, x).astype(np.float32, copy=False)
+
+
+def round_tf32(x):
+    """float32 values rounded to TF32 (10 mantissa bits), as tensor cores read operands."""
+    xp = xp_of(x)
+    bits = xp.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    lsb = (bits >> np.uint32(13)) & np.uint32(1)
+    rounded = ((bits + np.uint32(0x0FFF) + lsb) & np.uint32(0xFFFFE000)).view(np.float32)
+    return xp.where(xp.isfinite(x), rounded, x)
+
+
+def lower(x, precision: str):
+    """An input as a layer of `precision` reads it: float32 rounded to fp16/bf16 (kept in float32 for bf16)."""
+    if x is None or x.dtype != np.float32:
+        return x
+    if precision == "fp16":
+        return x.astype(np.float16)
+    if precision == "bf16":
+        return round_bf16(x)
+    return x
+
+
+def store(x, dtype_name: str):
+    """An output in its storage dtype on the device representation (bf16: float32 rounded to bf16)."""
+    if x is None or not dtype_name:
+        return x
+    if dtype_name == "bfloat16":
+        return round_bf16(x.astype(np.float32, copy=False))
+    want = device_dtype(dtype_name)
+    return x if x.dtype == want else x.astype(want)
+
+
+# ------------------------------------------------------------------------------- comparison
+def mismatch(got, want, precision: str, scale: float = 1.0) -> str | None:
+    """Why `got` is not `want` within the precision's tolerance (relative L2), or None when it is.
+
+    Integer and bool outputs must be equal; NaN must sit where the reference has NaN.
+    """
+    for i, (g, w) in enumerate(zip(got, want)):
+        if (g is None) != (w is None):
+            return f"output {i}: one side is missing"
+        if g is None:
+            continue
+        g, w = _host(g), _host(w)
+        if g.shape != w.shape:
+            return f"output {i}: shape {g.shape}, reference {w.shape}"
+        if w.dtype.kind not in "fc" or g.dtype.kind not in "fc":
+            if not np.array_equal(g, w):
+                return f"output {i}: {int(np.sum(g != w))} of {w.size} values differ"
+            continue
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        nan_g, nan_w = np.isnan(g64), np.isnan(w64)
+        if not np.array_equal(nan_g, nan_w):
+            return f"output {i}: NaN at {int(np.sum(nan_g != nan_w))} places where the reference differs"
+        inf = np.isinf(w64) | np.isinf(g64)
+        if not np.array_equal(g64[inf], w64[inf]):
+            return f"output {i}: infinities differ"
+        ok = ~(nan_w | inf)
+        num = float(np.linalg.norm(g64[ok] - w64[ok]))
+        den = float(np.linalg.norm(w64[ok]))
+        err = num / den if den > 0 else num
+        tol = TOLERANCE.get(precision, 1e-5) * scale
+        if not err <= tol:
+            return f"output {i}: relative L2 error {err:.2e} over {tol:.0e}"
+    return None
+
+
+def _host(x):
+    return cp.asnumpy(x) if is_device(x) else np.asarray(x)
