@@ -34,6 +34,10 @@ def load_onnx(model, name: str | None = None) -> Network:
     >>> net = load_onnx("resnet50.onnx")
     """
     proto, where, base_dir = _read(model)
+    bad = next(_undecodable_strings(proto), None)
+    if bad is not None:
+        raise ParseError(f"{where}: field {bad} holds text that is not UTF-8; the file is corrupted: "
+                         f"re-export the model")
     try:
         from onnx import inliner
 
@@ -42,6 +46,19 @@ def load_onnx(model, name: str | None = None) -> Network:
     except Exception as e:  # noqa: BLE001 - the inliner raises plain exceptions on bad functions
         raise ParseError(f"{where}: its model-local functions cannot be inlined: {e}") from None
     return convert(proto, where, name)
+
+
+def _undecodable_strings(message):
+    """Names of string fields holding bytes: protobuf hands over invalid UTF-8 (e.g. a flipped bit in an op
+    type) as bytes, which every later step would trip on."""
+    for field, value in message.ListFields():
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == field.LABEL_REPEATED
+        values = value if repeated else [value]
+        if field.type == field.TYPE_MESSAGE:
+            for item in values:
+                yield from _undecodable_strings(item)
+        elif field.type == field.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+            yield field.full_name
 
 
 def _read(model):
@@ -74,9 +91,10 @@ def _parse_bytes(data: bytes, where: str) -> onnx.ModelProto:
     try:
         proto.ParseFromString(data)
     except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
-        raise ParseError(f"{where}: not a valid ONNX protobuf ({e}); is this an .onnx file?") from None
+        raise ParseError(f"{where}: not a valid ONNX protobuf ({e}); check that it is an .onnx model file, "
+                         f"whole (not truncated)") from None
     if not proto.HasField("graph"):
-        raise ParseError(f"{where}: the model has no graph; is this an .onnx file?")
+        raise ParseError(f"{where}: the model has no graph; check that it is an .onnx model file")
     return proto
 
 
@@ -181,9 +199,11 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
     try:
         net.validate()
         infer(net)
+    except ResourceLimitError as e:
+        raise ResourceLimitError(f"{where}: {e}") from None
     except WorkbenchError as e:
-        kind = ResourceLimitError if isinstance(e, ResourceLimitError) else ParseError
-        raise kind(f"{where}: {e}") from None
+        raise ParseError(f"{where}: {e}; the model is invalid: check it with onnx.checker.check_model(model, "
+                         f"full_check=True) and fix or re-export it") from None
     return net
 
 
@@ -263,6 +283,7 @@ def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, wher
         name = f"{name}_{index}"
     used.add(name)
     here = f"{where}: node {name!r} ({node.op_type})"
+    _check_attribute_types(node, domain, opsets, here)
     attrs = node_attributes(node, here)
     if node.op_type == "Constant" and domain == "":
         _add_weight(net, node.output[0], _constant_value(attrs, here), where)
@@ -290,6 +311,19 @@ def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, wher
         if out:
             net.tensors[out] = Tensor(out, "float32", None)
     net.layers.append(Layer(name, node.op_type, inputs, outputs, attrs, domain))
+
+
+def _check_attribute_types(node: onnx.NodeProto, domain: str, opsets: dict, where: str) -> None:
+    """Each attribute must have the type ONNX's schema gives it (a file may say anything)."""
+    try:
+        schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, opsets.get("", 0)), domain)
+    except onnx.defs.SchemaError:
+        return  # a plugin or an op unknown to this onnx: its own checks apply
+    for attr in node.attribute:
+        expected = schema.attributes.get(attr.name)
+        if expected is not None and attr.type != int(expected.type):
+            raise ParseError(f"{where}: attribute {attr.name!r} is {onnx.AttributeProto.AttributeType.Name(attr.type)}"
+                             f" but ONNX defines it as {expected.type.name}; fix or re-export the model")
 
 
 def _constant_value(attrs: dict, where: str) -> np.ndarray:

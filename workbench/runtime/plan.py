@@ -135,7 +135,8 @@ def _split(data: bytes, where: str):
         raise PlanFormatError(f"{where}: {len(data)} bytes is too short for a plan file (truncated?)")
     magic, version, head_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
-        raise PlanFormatError(f"{where}: not a workbench plan file (bad magic {magic!r})")
+        raise PlanFormatError(f"{where}: not a workbench plan file (bad magic {magic!r}); give the path of a "
+                              f"plan written by engine.save() or `workbench build`")
     if version > FORMAT_VERSION:
         raise PlanFormatError(f"{where}: plan format version {version} is newer than this workbench reads "
                               f"({FORMAT_VERSION}); upgrade workbench or rebuild the plan")
@@ -143,7 +144,7 @@ def _split(data: bytes, where: str):
         raise PlanFormatError(f"{where}: plan format version {version} is not valid")
     if _PREFIX.size + head_len + _DIGEST > len(data):
         raise PlanFormatError(f"{where}: the header claims {head_len} bytes but the file has only {len(data)} "
-                              f"(truncated or corrupted)")
+                              f"(truncated or corrupted); copy the plan again or rebuild it")
     body, digest = data[:-_DIGEST], data[-_DIGEST:]
     if hashlib.sha256(body).digest() != digest:
         raise PlanFormatError(f"{where}: checksum mismatch: the file is corrupted or was modified; rebuild it")
