@@ -32,6 +32,7 @@ IMPORT_SITES = {
     ("cli.py", "commands"): "workbench.commands.* modules found on disk in the package",
     ("discover.py", "import_modules"): "modules found on disk in a package its callers name in code",
     ("quant/__init__.py", "__getattr__"): "names from the fixed _LAZY table",
+    ("ui/__init__.py", "__getattr__"): "names from the fixed _LAZY table and _MODULES set",
     ("backends/cuda/device.py", "library"): "the constants 'cudnn' and 'nvmath'",
     ("backends/__init__.py", "cuda_available"): "the constant 'cupy'",
     ("backends/__init__.py", "get_backend"): "name checked against ('cpu', 'cuda') just before",
