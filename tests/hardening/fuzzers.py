@@ -3,7 +3,8 @@
 Every generator takes a `random.Random` (hypothesis passes its own, shrinkable one) and every case
 runs through `outcome(fn)`, which sorts what happened into: "ok" (a result, correct where an oracle
 exists), "refused" (a WorkbenchError), or a bug: "exception" (any other exception), "mismatch" (a
-result that differs from onnx.reference) or "timeout". The property under test: no bugs.
+result that differs from onnx.reference), "timeout", or "memory" (an allocation that failed instead of
+being refused up front by the size limits). The property under test: no bugs.
 
     >>> rng = random.Random(3)
     >>> outcome(lambda: run_model(random_graph(rng), rng))   # ('ok', '')
@@ -14,10 +15,13 @@ import contextlib
 import copy
 import json
 import math
+import os
 import random
 import signal
 import threading
+import time
 import traceback
+import warnings
 
 import numpy as np
 import onnx
@@ -28,7 +32,7 @@ from workbench.backends.cpu.registry import kernel_for
 from workbench.errors import WorkbenchError
 
 OPSET = 21
-BUG_KINDS = ("exception", "mismatch", "timeout")
+BUG_KINDS = ("exception", "mismatch", "timeout", "memory")
 # Fuzzed tensors stay tiny; anything bigger than this is a bomb the limits must refuse.
 FUZZ_TENSOR_LIMIT = 64 << 20
 
@@ -77,10 +81,14 @@ def small_limits():
 def outcome(fn, seconds: float = 10.0) -> tuple:
     """(kind, detail) of calling fn(): kind is 'ok', 'refused' or one of BUG_KINDS."""
     try:
-        with small_limits(), time_limit(seconds):
+        # garbage weights overflow and produce NaNs: numerically meaningless, not what is under test
+        with small_limits(), time_limit(seconds), np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             fn()
         return "ok", ""
     except WorkbenchError as e:
+        if "MemoryError" in str(e):  # a kernel's allocation failed: the limits should have refused it first
+            return "memory", f"{type(e).__name__}: {e}"
         return "refused", f"{type(e).__name__}: {str(e)[:200]}"
     except CaseTimeout as e:
         return "timeout", str(e)
@@ -798,8 +806,40 @@ def case_dims(rng):
         raise TypeError(f"dims.evaluate({expr!r}) returned {type(value).__name__}")
 
 
+def case_calibration_cache(rng):
+    """A calibration cache with garbage in it: a mutated valid file, or random bytes."""
+    import tempfile
+    from pathlib import Path
+
+    from workbench.quant.cache import read_cache, write_cache
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.calib"
+        scales = {f"t{i}": rng.uniform(1e-4, 10) for i in range(rng.randint(0, 20))}
+        write_cache(path, scales, "0123456789abcdef", "MinMaxCalibrator")
+        data = path.read_bytes()
+        path.write_bytes(mutate_bytes(data, rng) if rng.random() < 0.8 else rng.randbytes(rng.randint(0, 300)))
+        read_cache(path, "0123456789abcdef", "MinMaxCalibrator")
+
+
 CASES = {"onnx-bytes": case_onnx_bytes, "onnx-fields": case_onnx_fields, "valid-graph": case_valid_graph,
-         "plan-bytes": case_plan_bytes, "plan-forged": case_plan_forged, "dims-expr": case_dims}
+         "plan-bytes": case_plan_bytes, "plan-forged": case_plan_forged, "dims-expr": case_dims,
+         "calibration-cache": case_calibration_cache}
+
+
+def _selftest_crash(rng):
+    if rng.random() < 0.5:
+        os.abort()
+
+
+def _selftest_hang(rng):
+    if rng.random() < 0.5:
+        signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGALRM])  # as if stuck in C code: no alarm arrives
+        time.sleep(3600)
+
+
+if os.environ.get("WORKBENCH_FUZZ_SELFTEST"):  # lets the long-run script's own test see a crash and a hang
+    CASES.update({"selftest-crash": _selftest_crash, "selftest-hang": _selftest_hang})
 
 
 def run_case(kind: str, seed: int, seconds: float = 10.0) -> tuple:

@@ -27,14 +27,14 @@ def _check(fn) -> None:
 
 
 # ------------------------------------------------------------------------- ONNX protobufs
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=1000)
 @given(st.randoms(use_true_random=False))
 def test_mutated_onnx_bytes(rng):
     """Flipped, overwritten, inserted and deleted bytes, and truncations, of real models."""
     _check(lambda: fuzzers.case_onnx_bytes(rng))
 
 
-@settings(FAST, max_examples=250)
+@settings(FAST, max_examples=1500)
 @given(st.randoms(use_true_random=False))
 def test_mutated_onnx_fields(rng):
     """Wrong dims, dtypes and attribute types, dangling and duplicate names, huge and negative dims,
@@ -43,7 +43,7 @@ def test_mutated_onnx_fields(rng):
     _check(lambda: fuzzers.case_onnx_fields(rng))
 
 
-@settings(FAST, max_examples=200)
+@settings(FAST, max_examples=1000)
 @given(st.randoms(use_true_random=False))
 def test_random_valid_graphs_match_onnx_reference(rng):
     _check(lambda: fuzzers.case_valid_graph(rng))
@@ -79,7 +79,7 @@ def plan_bytes():
     return fuzzers.base_plan(0)
 
 
-@settings(FAST, max_examples=150)
+@settings(FAST, max_examples=500)
 @given(data=st.data())
 def test_bit_flipped_plans(plan_bytes, data):
     positions = data.draw(st.lists(st.integers(0, len(plan_bytes) - 1), min_size=1, max_size=4), "positions")
@@ -93,7 +93,7 @@ def test_bit_flipped_plans(plan_bytes, data):
         assert kind == "refused", "a flipped bit got past the checksum"
 
 
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=200)
 @given(data=st.data())
 def test_truncated_plans(plan_bytes, data):
     cut = data.draw(st.integers(0, len(plan_bytes) - 1), "length")
@@ -101,7 +101,7 @@ def test_truncated_plans(plan_bytes, data):
         wb.load_plan(plan_bytes[:cut])
 
 
-@settings(FAST, max_examples=300)
+@settings(FAST, max_examples=1500)
 @given(st.randoms(use_true_random=False))
 def test_forged_plan_headers(rng):
     """Header values replaced, deleted or duplicated and the file re-sealed with a valid checksum."""
@@ -114,7 +114,7 @@ def _cache_module():
     return pytest.importorskip("workbench.quant.cache", reason="workbench.quant.cache is not in this checkout")
 
 
-@settings(FAST, max_examples=200)
+@settings(FAST, max_examples=500)
 @given(body=st.binary(max_size=400), header=st.sampled_from(["valid", "garbage", "none"]))
 def test_garbage_calibration_caches(tmp_path_factory, body, header):
     module = _cache_module()
@@ -126,7 +126,7 @@ def test_garbage_calibration_caches(tmp_path_factory, body, header):
     assert kind not in BUG_KINDS, detail
 
 
-@settings(FAST, max_examples=100)
+@settings(FAST, max_examples=200)
 @given(scales=st.dictionaries(st.text(min_size=1, max_size=20), st.floats(1e-30, 1e30), max_size=8))
 def test_calibration_caches_round_trip(tmp_path_factory, scales):
     module = _cache_module()

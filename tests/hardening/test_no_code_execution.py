@@ -226,13 +226,13 @@ def _check_evaluates_safely(expr: str) -> None:
     assert isinstance(value, int) or value == expr
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.randoms(use_true_random=False))
 def test_dims_evaluator_on_generated_expressions(rng):
     _check_evaluates_safely(random_dim_expression(rng))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("batchseqn0123456789+-*/%()., _[]'\"ceil:lambdawb_canary")),
                max_size=80))
 def test_dims_evaluator_on_junk_text(text):
