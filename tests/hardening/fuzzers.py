@@ -151,6 +151,8 @@ def reference_quirk(model) -> str:
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load_from_string(model)
     opset = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
     for node in proto.graph.node:
+        if any(a.type == onnx.AttributeProto.FLOAT and not math.isfinite(a.f) for a in node.attribute):
+            return "an infinite or NaN attribute: where NaNs appear then is not specified by ONNX"
         if node.op_type == "BatchNormalization" and opset < 14 and any(a.name == "momentum" for a in node.attribute):
             return "BatchNormalization-9 with momentum: the reference normalizes with batch statistics"
         if node.op_type in ("Softmax", "LogSoftmax", "Hardmax") and opset < 13:
@@ -376,9 +378,9 @@ class GraphMaker:
                          alpha=self.uniform((0.5, 2.0)), beta=self.uniform((0.5, 2.0)))
 
     def _spatial(self, x):
-        """(N, C, spatial dims) of x, unsqueezing a rank-2 tensor to rank 3; None when not applicable."""
+        """x's shape when it is (N, C, 1 to 3 spatial dims) (onnx.reference pools no more), else None."""
         shape = self.shapes[x]
-        return None if len(shape) < 3 else shape
+        return shape if 3 <= len(shape) <= 5 else None
 
     def _window(self, size: int):
         """(kernel, pad, stride, dilation) for one spatial dim: pads under half the kernel (the reference's
