@@ -140,10 +140,18 @@ def is_valid_onnx(model) -> bool:
     """Whether onnx's checker (types and shapes included) accepts the model: only then is a result defined."""
     try:
         proto = model if isinstance(model, onnx.ModelProto) else onnx.load_from_string(model)
+        if _negative_dims(proto):
+            return False  # onnx's shape inference aborts the process on them (an assertion in Slice)
         onnx.checker.check_model(proto, full_check=True)
         return True
     except Exception:  # noqa: BLE001
         return False
+
+
+def _negative_dims(proto) -> bool:
+    graph = proto.graph
+    return any(d.HasField("dim_value") and d.dim_value < 0
+               for vi in [*graph.input, *graph.output, *graph.value_info] for d in vi.type.tensor_type.shape.dim)
 
 
 def reference_quirk(model) -> str:

@@ -6,6 +6,7 @@ VALUE at run time (the executor checks the few value-shaped ops before their ker
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 
 import numpy as np
@@ -368,3 +369,27 @@ def test_initializer_dims_disagreeing_with_its_data_are_a_parse_error():
     with measure() as cost, pytest.raises(wb.ParseError, match="'w'"):
         wb.load_onnx(model)
     assert cost.peak_bytes < SMALL_BYTES
+
+
+ONNX_ABORT = textwrap.dedent("""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+    from workbench.baselines import _with_outputs
+    consts = [numpy_helper.from_array(np.array([v]), n) for n, v in (("s", -1), ("e", 0), ("a", 0), ("st", -1))]
+    graph = helper.make_graph([helper.make_node("Slice", ["x", "s", "e", "a", "st"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [-2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], consts)
+    _with_outputs(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)]), ["y"])
+    print("alive")
+""")
+
+
+def test_a_negative_declared_dim_does_not_abort_the_process_in_the_baselines():
+    """onnx 1.23's C++ shape inference hits an assertion (SIGABRT) on this one-node model; the baselines
+    run it on the user's model to type per-layer outputs, so they must clear such dims first."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", ONNX_ABORT], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and "alive" in done.stdout, done.stderr[-500:]
