@@ -95,3 +95,23 @@ def test_numerics_with_dropout_removed():
     d = net.add_layer("Dropout", [x, net.add_constant(np.float32(0.5), "ratio")], name="d")
     net.mark_output(net.add_activation(d.output, "Relu").output)
     assert_same_numerics(net, [eliminate_dead_layers])
+
+
+def test_values_read_only_inside_subgraphs_stay_and_identities_are_renamed_there():
+    from workbench.ir import Layer
+
+    net, x = _net()
+    used = net.add_activation(x, "Relu", name="used_by_branch")
+    alias = net.add_layer("Identity", [used.output], name="alias")
+    w = net.add_constant(rand(3, seed=2), "w_branch")
+    c = net.add_input("c", "bool", ())
+    then = Network("then", outputs=["s"], layers=[Layer("add", "Add", [alias.output, w], ["s"])])
+    other = Network("else", outputs=[alias.output])
+    branch_if = net.add_layer("If", [c], {"then_branch": then, "else_branch": other}, name="if")
+    net.mark_output(branch_if.output)
+    out, changed = eliminate_dead_layers(net)
+    assert changed and ops(out) == ["Relu", "If"] and "w_branch" in out.weights
+    branches = out.layers[1].attrs
+    assert branches["then_branch"].layers[0].inputs[0] == used.output
+    assert branches["else_branch"].outputs == [used.output]
+    out.validate()

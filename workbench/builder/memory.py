@@ -39,7 +39,7 @@ def lifetimes(net) -> dict:
         for name in layer.outputs:
             if name:
                 span[name] = [step, step]
-        for name in layer.inputs:
+        for name in layer.reads():  # a subgraph's outer reads keep a tensor alive as well
             if name in span:
                 span[name][1] = step
     for name in net.outputs:

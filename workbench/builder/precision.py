@@ -56,7 +56,7 @@ def stored_weights(net, precisions: dict) -> dict:
     """Weights read only by fp16/bf16 layers are stored rounded to that precision (half the bytes)."""
     readers: dict = {}
     for layer in net.layers:
-        for name in layer.inputs:
+        for name in layer.reads():
             if name in net.weights:
                 readers.setdefault(name, set()).add(precisions[layer.name])
     weights = {}

@@ -45,7 +45,7 @@ def _complete(net, profile: dict) -> dict:
                 _check_against_declared(name, shape, lo, hi)
             out[name] = (lo, opt, hi)
         else:
-            _require_static(name, shape or ("?",), "it is not in the profile")
+            _require_static(name, shape if shape is not None else ("?",), "it is not in the profile")
             out[name] = (tuple(shape),) * 3
     return out
 

@@ -15,6 +15,9 @@ import numpy as np
 
 from ..errors import ValidationError
 
+# Subgraphs (If branches, Loop and Scan bodies) may nest this deep: a bound for untrusted models.
+MAX_SUBGRAPH_DEPTH = 32
+
 
 @dataclass
 class Tensor:
@@ -41,6 +44,21 @@ class Layer:
     def output(self) -> str:
         return self.outputs[0]
 
+    def subgraphs(self) -> list:
+        """(attribute name, sub-Network) of each graph attribute: If branches, Loop and Scan bodies."""
+        return [(key, value) for key, value in self.attrs.items() if isinstance(value, Network)]
+
+    def outer_reads(self) -> list:
+        """Names the layer's subgraphs read from the graph around the layer (their captured names)."""
+        names: dict = {}
+        for _, sub in self.subgraphs():
+            names.update(dict.fromkeys(sub.captured()))
+        return list(names)
+
+    def reads(self) -> list:
+        """Every tensor the layer reads: its inputs, then what its subgraphs capture (each name once)."""
+        return list(dict.fromkeys([n for n in self.inputs if n] + self.outer_reads()))
+
 
 @dataclass
 class Network:
@@ -61,13 +79,29 @@ class Network:
         return {out: layer for layer in self.layers for out in layer.outputs if out}
 
     def consumers(self) -> dict:
-        """tensor name -> the layers that read it, in order."""
+        """tensor name -> the layers that read it, in order (a subgraph's outer reads count as reads)."""
         users: dict = {}
         for layer in self.layers:
-            for name in layer.inputs:
-                if name:
-                    users.setdefault(name, []).append(layer)
+            for name in layer.reads():
+                users.setdefault(name, []).append(layer)
         return users
+
+    def defined(self) -> set:
+        """The names this graph defines itself: inputs, weights and layer outputs."""
+        return set(self.inputs) | set(self.weights) | {o for layer in self.layers for o in layer.outputs if o}
+
+    def captured(self) -> list:
+        """Names read from enclosing graphs (a subgraph's outer-scope references), in order of first use.
+
+        >>> body.captured()   # ['scale'] when a Loop body reads the outer graph's 'scale'
+        """
+        local = set(self.inputs) | set(self.weights)
+        found: dict = {}
+        for layer in self.layers:
+            found.update(dict.fromkeys(n for n in layer.reads() if n not in local))
+            local.update(o for o in layer.outputs if o)
+        found.update(dict.fromkeys(n for n in self.outputs if n not in local))
+        return list(found)
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -82,11 +116,16 @@ class Network:
         new.layers = [copy.copy(layer) for layer in self.layers]
         for layer in new.layers:
             layer.inputs, layer.outputs = list(layer.inputs), list(layer.outputs)
-            layer.attrs, layer.fused = dict(layer.attrs), list(layer.fused)
+            layer.attrs = {k: v.copy() if isinstance(v, Network) else v for k, v in layer.attrs.items()}
+            layer.fused = list(layer.fused)
         new.tensors = {k: copy.copy(v) for k, v in self.tensors.items()}
         new.weights = dict(self.weights)
         new.metadata = dict(self.metadata)
         return new
+
+    def __repr__(self) -> str:  # short: a layer holding a subgraph prints its attributes
+        return (f"Network({self.name!r}, inputs={self.inputs}, outputs={self.outputs}, "
+                f"layers={len(self.layers)}, weights={len(self.weights)})")
 
     def op_histogram(self) -> dict:
         hist: dict = {}
@@ -98,14 +137,20 @@ class Network:
         return int(sum(np.asarray(w).size for w in self.weights.values()))
 
     # ---- checks ---------------------------------------------------------------------------------
-    def validate(self) -> "Network":
-        """Check names, edges, order and ops; raise ValidationError naming what is wrong."""
+    def validate(self, outer=frozenset(), depth: int = 0) -> "Network":
+        """Check names, edges, order and ops, subgraphs included; raise ValidationError naming what is wrong.
+
+        outer: the names visible from enclosing graphs (for a subgraph), depth: how deep it is nested.
+        """
         from .ops import spec_for
 
+        if depth > MAX_SUBGRAPH_DEPTH:
+            raise ValidationError(f"subgraph {self.name!r} is nested more than {MAX_SUBGRAPH_DEPTH} deep")
         known = set(self.inputs) | set(self.weights)
+        where = f"subgraph {self.name!r}: " if depth else ""
         for name in self.inputs:
             if name not in self.tensors:
-                raise ValidationError(f"graph input {name!r} has no tensor entry")
+                raise ValidationError(f"{where}graph input {name!r} has no tensor entry")
         seen_layers = set()
         for layer in self.layers:
             if layer.name in seen_layers:
@@ -114,17 +159,23 @@ class Network:
             if spec_for(layer.op, layer.domain) is None and not _is_plugin(layer):
                 raise ValidationError(f"layer {layer.name!r}: unknown op {layer.op!r} (domain {layer.domain!r})")
             for name in layer.inputs:
-                if name and name not in known:
-                    raise ValidationError(f"layer {layer.name!r} ({layer.op}) reads {name!r}, which no earlier "
-                                          f"layer, input or weight provides (dangling edge or cycle)")
+                if name and name not in known and name not in outer:
+                    raise ValidationError(f"{where}layer {layer.name!r} ({layer.op}) reads {name!r}, which no "
+                                          f"earlier layer, input or weight provides (dangling edge or cycle)")
+            for key, sub in layer.subgraphs():
+                try:
+                    sub.validate(known | set(outer), depth + 1)
+                except ValidationError as e:
+                    raise ValidationError(f"{where}layer {layer.name!r} ({layer.op}) attribute {key!r}: {e}") \
+                        from None
             for name in layer.outputs:
                 if name and name in known:
-                    raise ValidationError(f"layer {layer.name!r} writes {name!r}, which is already defined")
+                    raise ValidationError(f"{where}layer {layer.name!r} writes {name!r}, which is already defined")
                 if name:
                     known.add(name)
         for name in self.outputs:
-            if name not in known:
-                raise ValidationError(f"marked output {name!r} is not produced by any layer or input")
+            if name not in known and name not in outer:
+                raise ValidationError(f"{where}marked output {name!r} is not produced by any layer or input")
         return self
 
     # ---- building by hand (TensorRT's INetworkDefinition spirit) -------------------------------

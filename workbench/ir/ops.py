@@ -44,17 +44,23 @@ class OpSpec:
     doc: str = ""
     deterministic: bool = True
     extra: dict = field(default_factory=dict)
+    scoped: bool = False  # the rule also gets `scope`: what it needs to infer the op's subgraphs
 
 
 OPS: dict[tuple[str, str], OpSpec] = {}
 
 
-def op(name: str, since: int = 1, domain: str = "", deterministic: bool = True, **defaults):
-    """Register the shape rule of op `name` (ONNX domain `domain`), with its attribute defaults."""
+def op(name: str, since: int = 1, domain: str = "", deterministic: bool = True, scoped: bool = False,
+       **defaults):
+    """Register the shape rule of op `name` (ONNX domain `domain`), with its attribute defaults.
+
+    scoped: the op has subgraphs (If, Loop, Scan); its rule is also given `scope=`, a
+    `workbench.ir.shapes.Scope` that infers a subgraph with the enclosing graph's Infos visible.
+    """
 
     def register(rule: Callable) -> Callable:
         OPS[(domain, name)] = OpSpec(name, since, dict(defaults), rule, domain, rule.__doc__ or "",
-                                     deterministic)
+                                     deterministic, scoped=scoped)
         return rule
 
     return register
@@ -64,7 +70,7 @@ def alias(name: str, of: str, since: int = 1, domain: str = "") -> None:
     """Register `name` with the same defaults and shape rule as the already registered `of`."""
     spec = OPS[("", of)]
     OPS[(domain, name)] = OpSpec(name, since, spec.defaults, spec.shape_rule, domain, spec.doc,
-                                 spec.deterministic)
+                                 spec.deterministic, scoped=spec.scoped)
 
 
 def load_all() -> dict:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Callable
+from collections import ChainMap
+from dataclasses import dataclass
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -35,11 +37,36 @@ def rule_and_attrs(layer):
     return spec.shape_rule, attributes(spec, layer.attrs, f"layer {layer.name!r}")
 
 
-def initial_infos(net) -> dict:
+def _scoped(layer) -> bool:
+    spec = spec_for(layer.op, layer.domain)
+    return spec is not None and spec.scoped
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the shape rule of an op with subgraphs (If, Loop, Scan) sees of the graph around its layer.
+
+    >>> outs = scope.infer(body, [Info("int64", ()), Info("bool", ()), *carried])
+    """
+
+    infos: Mapping                   # Info of every name visible at the layer, enclosing graphs included
+    evaluate: Callable | None = None  # the evaluator of small constant layers, as for the outer graph
+
+    def infer(self, sub, inputs: list) -> list:
+        """Infos of `sub`'s outputs when its inputs are `inputs`; also records its tensors' shapes."""
+        if len(inputs) != len(sub.inputs):
+            raise ShapeError(f"subgraph {sub.name!r} declares {len(sub.inputs)} inputs, the op gives it "
+                             f"{len(inputs)}")
+        infos = infer_shapes(sub, self.evaluate, outer=self.infos, feeds=dict(zip(sub.inputs, inputs)))
+        return [infos[name] for name in sub.outputs]
+
+
+def initial_infos(net, feeds: dict | None = None) -> dict:
+    """Infos of the graph inputs (from `feeds` when given, else declared) and of the weights."""
     infos = {}
     for name in net.inputs:
         t = net.tensors[name]
-        infos[name] = Info(t.dtype, t.shape)
+        infos[name] = feeds[name] if feeds and name in feeds else Info(t.dtype, t.shape)
     for name, w in net.weights.items():
         arr = np.asarray(w)
         infos[name] = Info(_dtype_name(arr.dtype), tuple(arr.shape), arr)
@@ -57,6 +84,9 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     outputs are computed with `evaluate` so later shape rules see exact values.
     """
     rule, attrs = rule_and_attrs(layer)
+    scoped = _scoped(layer)
+    if scoped:
+        attrs = {**attrs, "scope": Scope(infos, evaluate)}
     ins = [infos.get(name) if name else None for name in layer.inputs]
     missing = [n for n, i in zip(layer.inputs, ins) if n and i is None]
     if missing:
@@ -73,7 +103,8 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
         raise ShapeError(f"layer {layer.name!r} ({layer.op}): cannot infer output shapes: {e}") from None
     outs = list(outs) if isinstance(outs, (list, tuple)) and not isinstance(outs, Info) else [outs]
     _check_limit(layer, outs, limit if limit is not None else default_tensor_limit())
-    if evaluate is not None and _all_small_constants(ins) and _all_small(outs):
+    # Layers with subgraphs are not evaluated here: their bodies may read more than their inputs.
+    if evaluate is not None and not scoped and _all_small_constants(ins) and _all_small(outs):
         try:
             values = evaluate(layer, [i.value if i is not None else None for i in ins])
             return [Info(_dtype_name(v.dtype), tuple(v.shape), v) for v in values]
@@ -139,16 +170,22 @@ def _all_small_constants(ins) -> bool:
                                  for i in present)
 
 
-def infer_shapes(net, evaluate: Callable | None = None) -> dict:
+def infer_shapes(net, evaluate: Callable | None = None, outer: Mapping | None = None,
+                 feeds: dict | None = None) -> Mapping:
     """Infos of every tensor of `net`; also writes dtypes and shapes into `net.tensors`.
 
     `evaluate(layer, arrays) -> list of arrays` (the CPU backend's) lets small constant
-    subgraphs be computed, so shapes derived from them are exact.
+    subgraphs be computed, so shapes derived from them are exact. For a subgraph, `outer` holds
+    the Infos of the enclosing graphs (its captured names) and `feeds` the Infos of its inputs.
     """
-    infos = initial_infos(net)
+    infos = initial_infos(net, feeds)
     limit = default_tensor_limit()
     for name in net.inputs:
         _check_limit(_GraphInput(name), [infos[name]], limit)
+        if feeds and name in feeds:
+            _record(net, name, infos[name])
+    if outer is not None:
+        infos = ChainMap(infos, outer)
     for layer in net.layers:
         outs = infer_outputs(layer, infos, evaluate)
         for name, info in zip(layer.outputs, outs):

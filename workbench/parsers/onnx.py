@@ -17,13 +17,14 @@ from ..dtypes import np_dtype
 from ..errors import ParseError, ResourceLimitError, WorkbenchError
 from ..ir import Layer, Network, Tensor
 from ..ir.dims import fresh
+from ..ir.network import MAX_SUBGRAPH_DEPTH
 from ..ir.ops import spec_for
 from ..limits import default_tensor_limit, format_bytes
 from ..plugins import PLUGIN_DOMAIN, lookup
 from .onnx_attributes import node_attributes, tensor_to_array
 
 # Ops whose semantics changed across opsets in a way a kernel cannot see from its attributes.
-OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax", "GroupNormalization", "DFT"}
+OPSET_SENSITIVE = {"Softmax", "LogSoftmax", "Hardmax", "GroupNormalization", "DFT", "Scan"}
 MIN_OPSET = 7
 MAX_PROTO_BYTES = 2**31 - 1  # protobuf cannot serialize a message larger than this
 
@@ -177,23 +178,9 @@ def convert(proto: onnx.ModelProto, where: str = "model", name: str | None = Non
         raise ParseError(f"{where}: uses ONNX opset {opset}; workbench reads opset {MIN_OPSET} and newer — "
                          f"convert it with onnx.version_converter")
     g = proto.graph
-    net = Network(name or g.name or "network", opset=opset)
+    net = _graph(g, Network(name or g.name or "network", opset=opset), opsets, where, 0)
     net.metadata = {"producer": proto.producer_name, "producer_version": proto.producer_version,
                     "source": where, "opsets": opsets}
-    for init in g.initializer:
-        _add_weight(net, init.name, tensor_to_array(init, f"{where}: initializer {init.name!r}"), where)
-    for vi in g.input:
-        if vi.name not in net.weights:
-            dtype, shape = _value_info(vi, where)
-            net.tensors[vi.name] = Tensor(vi.name, dtype, shape)
-            net.inputs.append(vi.name)
-    used: set = set()
-    for i in _in_order(g.node, set(net.tensors), where):
-        _add_node(net, g.node[i], i, opsets, where, used)
-    for vi in g.output:
-        if vi.name not in net.tensors:
-            raise ParseError(f"{where}: graph output {vi.name!r} is not produced by any node")
-        net.outputs.append(vi.name)
     from ..passes.infer import infer
 
     try:
@@ -238,6 +225,34 @@ def _in_order(nodes, available: set, where: str) -> list:
     return order
 
 
+def _graph(g: onnx.GraphProto, net: Network, opsets: dict, where: str, depth: int) -> Network:
+    """Fill `net` from a GraphProto: the main graph (depth 0) or a subgraph nested `depth` deep."""
+    for init in g.initializer:
+        _add_weight(net, init.name, tensor_to_array(init, f"{where}: initializer {init.name!r}"), where)
+    for vi in g.input:
+        if vi.name not in net.weights:
+            dtype, shape = _value_info(vi, where, typed=depth == 0)
+            net.tensors[vi.name] = Tensor(vi.name, dtype, shape)
+            net.inputs.append(vi.name)
+    used: set = set()
+    for i in _in_order(g.node, set(net.tensors), where):
+        _add_node(net, g.node[i], i, opsets, where, used, depth)
+    for vi in g.output:
+        # A subgraph may return a value of an enclosing graph: validation checks those.
+        if depth == 0 and vi.name not in net.tensors:
+            raise ParseError(f"{where}: graph output {vi.name!r} is not produced by any node")
+        net.outputs.append(vi.name)
+    return net
+
+
+def _subgraph(g: onnx.GraphProto, opsets: dict, opset: int, where: str, depth: int) -> Network:
+    """A graph attribute (If branch, Loop or Scan body) as a sub-Network; nesting is bounded."""
+    if depth > MAX_SUBGRAPH_DEPTH:
+        raise ParseError(f"{where}: subgraphs are nested more than {MAX_SUBGRAPH_DEPTH} deep; the model is "
+                         f"malformed or hostile")
+    return _graph(g, Network(g.name or "subgraph", opset=opset), opsets, where, depth)
+
+
 def _add_weight(net: Network, name: str, arr: np.ndarray, where: str) -> None:
     if name in net.tensors:
         raise ParseError(f"{where}: tensor name {name!r} is defined twice")
@@ -245,8 +260,12 @@ def _add_weight(net: Network, name: str, arr: np.ndarray, where: str) -> None:
     net.tensors[name] = Tensor(name, arr.dtype.name, tuple(arr.shape))
 
 
-def _value_info(vi: onnx.ValueInfoProto, where: str):
+def _value_info(vi: onnx.ValueInfoProto, where: str, typed: bool = True):
+    """(dtype, shape) of a graph input. A subgraph input may leave its type out (`typed` False): the
+    op feeding it decides, and shape inference overwrites the float32 placeholder."""
     t = vi.type
+    if not typed and t.WhichOneof("value") is None:
+        return "float32", None
     if not t.HasField("tensor_type"):
         raise ParseError(f"{where}: input {vi.name!r} is not a tensor ({t.WhichOneof('value')}); "
                          f"only tensor inputs are supported")
@@ -276,7 +295,8 @@ def _dtype(elem_type: int, where: str) -> str:
     return name
 
 
-def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, where: str, used: set) -> None:
+def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, where: str, used: set,
+              depth: int = 0) -> None:
     domain = "" if node.domain in ("", "ai.onnx") else node.domain
     name = node.name or f"{node.op_type}_{index}"
     if name in used:
@@ -284,7 +304,7 @@ def _add_node(net: Network, node: onnx.NodeProto, index: int, opsets: dict, wher
     used.add(name)
     here = f"{where}: node {name!r} ({node.op_type})"
     _check_attribute_types(node, domain, opsets, here)
-    attrs = node_attributes(node, here)
+    attrs = node_attributes(node, here, lambda g, key: _subgraph(g, opsets, net.opset, f"{here} {key}", depth + 1))
     if node.op_type == "Constant" and domain == "":
         _add_weight(net, node.output[0], _constant_value(attrs, here), where)
         return

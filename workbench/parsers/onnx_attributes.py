@@ -10,9 +10,13 @@ from ..errors import ParseError
 A = onnx.AttributeProto
 
 
-def attribute_value(attr: onnx.AttributeProto, where: str = ""):
-    """The value of one attribute; strings decoded as UTF-8, tensors as numpy arrays."""
+def attribute_value(attr: onnx.AttributeProto, where: str = "", subgraph=None):
+    """The value of one attribute; strings decoded as UTF-8, tensors as numpy arrays, and graphs
+    (If branches, Loop and Scan bodies) as whatever `subgraph(GraphProto, attribute name)` makes of them
+    (the parser makes sub-Networks)."""
     kind = attr.type
+    if kind == A.GRAPH and subgraph is not None:
+        return subgraph(attr.g, attr.name)
     if kind == A.INT:
         return int(attr.i)
     if kind == A.FLOAT:
@@ -28,7 +32,7 @@ def attribute_value(attr: onnx.AttributeProto, where: str = ""):
     if kind == A.TENSOR:
         return tensor_to_array(attr.t, where)
     raise ParseError(f"{where}: attribute {attr.name!r} has a type workbench does not support "
-                     f"({A.AttributeType.Name(kind)}; subgraphs and sparse tensors are not supported)")
+                     f"({A.AttributeType.Name(kind)}; graph lists, sparse tensors and type protos are not supported)")
 
 
 def tensor_to_array(t: onnx.TensorProto, where: str = "") -> np.ndarray:
@@ -43,5 +47,7 @@ def tensor_to_array(t: onnx.TensorProto, where: str = "") -> np.ndarray:
         raise ParseError(f"{where}: tensor {t.name!r} cannot be read: {e}") from None
 
 
-def node_attributes(node: onnx.NodeProto, where: str = "") -> dict:
-    return {a.name: attribute_value(a, where or f"node {node.name!r} ({node.op_type})") for a in node.attribute}
+def node_attributes(node: onnx.NodeProto, where: str = "", subgraph=None) -> dict:
+    """{attribute name: value} of a node; graph attributes need `subgraph` (see attribute_value)."""
+    where = where or f"node {node.name!r} ({node.op_type})"
+    return {a.name: attribute_value(a, where, subgraph) for a in node.attribute}

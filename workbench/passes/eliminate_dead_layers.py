@@ -67,7 +67,7 @@ def _drop_unneeded(net) -> None:
     for layer in reversed(net.layers):
         if needed & set(layer.outputs):
             kept.append(layer)
-            needed.update(n for n in layer.inputs if n)
+            needed.update(layer.reads())  # inputs, and what its subgraphs read from this graph
     net.layers = kept[::-1]
     net.weights = {k: v for k, v in net.weights.items() if k in needed}
     drop_unreferenced_tensors(net)

@@ -46,7 +46,9 @@ def fold_constants(net):
 def _foldable(net, layer) -> bool:
     """Deterministic ops of the registry (not plugins, not Q/DQ) not writing a graph output.
 
-    A graph output stays computed so that callers never receive (and could modify) a weight.
+    A graph output stays computed so that callers never receive (and could modify) a weight. Layers
+    with subgraphs are folded only when inference knows their outputs (a Loop is never run at build
+    time; an If on a constant condition is inlined by the inline_if pass).
     """
     spec = spec_for(layer.op, layer.domain)
     return (spec is not None and spec.deterministic and layer.op not in NEVER_FOLDED
@@ -58,7 +60,7 @@ def _folded(net, layer, infos: dict) -> dict | None:
     known = {name: static_value(infos.get(name)) for name in layer.outputs if name}
     if all(v is not None for v in known.values()):
         return known
-    if all(not name or name in net.weights for name in layer.inputs):
+    if not layer.subgraphs() and all(not name or name in net.weights for name in layer.inputs):
         return _evaluate(net, layer)
     return None
 

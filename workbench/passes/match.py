@@ -166,16 +166,27 @@ def drop_unreferenced_tensors(net) -> None:
     """Forget tensor entries that no layer, input, output or weight mentions any more."""
     used = set(net.inputs) | set(net.outputs) | set(net.weights)
     for layer in net.layers:
-        used.update(layer.inputs)
+        used.update(layer.reads())
         used.update(layer.outputs)
     net.tensors = {k: v for k, v in net.tensors.items() if k in used}
 
 
 def rename_uses(net, old: str, new: str) -> None:
-    """Make every layer that reads `old` read `new` instead."""
+    """Make every layer that reads `old` read `new` instead, inside subgraphs that capture it too."""
+    rename_reads(net, {old: new})
+
+
+def rename_reads(net, mapping: dict, outputs: bool = False) -> None:
+    """Rename the names read by `net`'s layers (and by their subgraphs, where a subgraph does not define
+    the name itself) by `mapping`; a subgraph's outputs are reads of it too (`outputs`)."""
     for layer in net.layers:
-        if old in layer.inputs:
-            layer.inputs = [new if n == old else n for n in layer.inputs]
+        layer.inputs = [mapping.get(n, n) for n in layer.inputs]
+        for _, sub in layer.subgraphs():
+            outer = {old: new for old, new in mapping.items() if old not in sub.defined()}
+            if outer:
+                rename_reads(sub, outer, outputs=True)
+    if outputs:
+        net.outputs = [mapping.get(n, n) for n in net.outputs]
 
 
 def trim_inputs(names: list) -> list:

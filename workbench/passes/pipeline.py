@@ -8,13 +8,15 @@ from .fuse_bias_activation import fuse_bias_activation
 from .fuse_gelu import fuse_gelu
 from .fuse_layernorm import fuse_layernorm
 from .infer import infer
+from .inline_if import inline_if
 from .manager import run_passes
 from .static_reshape import static_reshape
 
-# Folding first, so that patterns see constants and the shape arithmetic of exports dies; then
+# Folding first, so that patterns see constants and the shape arithmetic of exports dies (an If on a
+# condition folding made constant is inlined right after, and its branch folded in turn); then
 # the pattern fusions that make ONNX ops (LayerNormalization, Gelu) and fold BN into matrix ops;
 # last the epilogue fusion, which takes the Gelu and the biases the earlier passes leave behind.
-PASSES: list = [fold_constants, static_reshape, eliminate_dead_layers, fuse_layernorm, fuse_gelu,
+PASSES: list = [fold_constants, inline_if, static_reshape, eliminate_dead_layers, fuse_layernorm, fuse_gelu,
                 fold_batchnorm, fuse_bias_activation]
 
 

@@ -165,7 +165,7 @@ def _output_quantization(net, layer, readers) -> dict:
 def _drop_dead_qdq(net) -> None:
     """Remove Q/DQ layers whose outputs nothing reads (repeatedly: a DQ's removal frees its Q)."""
     while True:
-        read = {n for layer in net.layers for n in layer.inputs} | set(net.outputs)
+        read = {n for layer in net.layers for n in layer.reads()} | set(net.outputs)
         dead = [l for l in net.layers if l.op in (Q, DQ) and not any(o in read for o in l.outputs if o)]
         if not dead:
             return

@@ -172,7 +172,7 @@ def add_weight(net, value: np.ndarray, base: str) -> str:
 
 def drop_unused_weights(net) -> None:
     """Remove weights (and their tensors) that no layer reads and that are not graph outputs."""
-    used = {n for layer in net.layers for n in layer.inputs} | set(net.outputs)
+    used = {n for layer in net.layers for n in layer.reads()} | set(net.outputs)
     for name in [n for n in net.weights if n not in used]:
         del net.weights[name]
         net.tensors.pop(name, None)

@@ -26,6 +26,7 @@ from ..dtypes import _EXTRA, np_dtype
 from ..errors import PlanFormatError, PluginError, WorkbenchError
 from ..fileio import atomic_write
 from ..ir import Layer, Network, Tensor
+from ..ir.network import MAX_SUBGRAPH_DEPTH
 from .engine import Engine
 
 MAGIC = b"WBPLAN\r\n"
@@ -39,12 +40,14 @@ _ALIGN = 64
 def serialize(engine: Engine) -> bytes:
     net = engine.network
     blob, entries = bytearray(), []
-    for name, w in net.weights.items():
-        arr = np.ascontiguousarray(w)
-        blob.extend(b"\0" * (-len(blob) % _ALIGN))
-        entries.append({"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": len(blob),
-                        "nbytes": arr.nbytes})
-        blob.extend(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+    for path, graph in graphs(net):
+        for name, w in graph.weights.items():
+            arr = np.ascontiguousarray(w)
+            blob.extend(b"\0" * (-len(blob) % _ALIGN))
+            entry = {"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": len(blob),
+                     "nbytes": arr.nbytes}
+            entries.append({**entry, "graph": path} if path else entry)
+            blob.extend(arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
     header = {
         "workbench_version": __version__, "format_version": FORMAT_VERSION, "backend": engine.backend,
         "device": engine.device, "config": engine.config, "report": engine.report,
@@ -53,7 +56,7 @@ def serialize(engine: Engine) -> bytes:
         "storage_dtypes": engine.storage_dtypes,
         "profiles": [{k: [list(s) for s in v] for k, v in p.items()} for p in engine.profiles],
         "memory": engine.memory.to_dict(),
-        "plugins": sorted({l.op for l in net.layers if l.domain == "workbench.plugin"}),
+        "plugins": sorted({l.op for _, g in graphs(net) for l in g.layers if l.domain == "workbench.plugin"}),
     }
     head = json.dumps(header, default=_json_default, separators=(",", ":")).encode()
     body = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(head)) + head
@@ -80,13 +83,25 @@ def _json_default(o):
     raise TypeError(f"cannot store {type(o).__name__} in a plan header")
 
 
+def graphs(net: Network, path: tuple = ()):
+    """(path, graph) of the network and of every subgraph in it, depth first; a subgraph's path is the
+    (layer name, attribute name) pairs leading to it, flattened: the namespace of its weights in a plan."""
+    yield list(path), net
+    for layer in net.layers:
+        for key, sub in layer.subgraphs():
+            yield from graphs(sub, (*path, layer.name, key))
+
+
 def _network_to_json(net: Network) -> dict:
+    """The graph as JSON (weights apart); subgraph attributes are nested {"__network__": {...}}."""
     return {"name": net.name, "inputs": net.inputs, "outputs": net.outputs, "opset": net.opset,
             "metadata": net.metadata,
             "tensors": [[t.name, t.dtype, list(t.shape) if t.shape is not None else None]
                         for t in net.tensors.values()],
             "layers": [{"name": l.name, "op": l.op, "domain": l.domain, "inputs": l.inputs, "outputs": l.outputs,
-                        "attrs": l.attrs, "fused": l.fused} for l in net.layers]}
+                        "attrs": {k: {"__network__": _network_to_json(v)} if isinstance(v, Network) else v
+                                  for k, v in l.attrs.items()},
+                        "fused": l.fused} for l in net.layers]}
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -167,7 +182,8 @@ def _json_object(d: dict):
 
 
 def _weights(entries: list, blob, where: str) -> dict:
-    weights = {}
+    """{graph path (a tuple; () for the main graph): {weight name: array}} from the weights section."""
+    weights: dict = {}
     for e in entries:
         if not _is_dtype(e["dtype"]):
             raise PlanFormatError(f"{where}: weight {e['name']!r} has dtype {e['dtype']!r}, not a numeric type; "
@@ -181,19 +197,32 @@ def _weights(entries: list, blob, where: str) -> dict:
                                   f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section; the plan "
                                   f"is corrupted: rebuild it")
         arr = np.frombuffer(blob, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
-        weights[e["name"]] = arr.astype(dtype, copy=False).reshape(shape)
+        path = tuple(str(p) for p in e.get("graph", ()))
+        weights.setdefault(path, {})[e["name"]] = arr.astype(dtype, copy=False).reshape(shape)
     return weights
 
 
-def _network_from_json(d: dict, weights: dict) -> Network:
+def _network_from_json(d: dict, weights: dict, path: tuple = ()) -> Network:
+    """The graph at `path` (subgraphs rebuilt recursively, at most MAX_SUBGRAPH_DEPTH deep)."""
+    if len(path) > 2 * MAX_SUBGRAPH_DEPTH:
+        raise PlanFormatError(f"subgraphs are nested more than {MAX_SUBGRAPH_DEPTH} deep")
     tensors = {}
     for name, dtype, shape in d["tensors"]:
         np_dtype(dtype)
         tensors[name] = Tensor(str(name), str(dtype), tuple(shape) if shape is not None else None)
-    layers = [Layer(str(l["name"]), str(l["op"]), list(l["inputs"]), list(l["outputs"]), dict(l["attrs"]),
-                    str(l["domain"]), list(l["fused"])) for l in d["layers"]]
-    return Network(str(d["name"]), list(d["inputs"]), list(d["outputs"]), layers, tensors, weights,
-                   int(d["opset"]), dict(d.get("metadata", {})))
+    layers = []
+    for l in d["layers"]:
+        name = str(l["name"])
+        attrs = {k: _network_from_json(v["__network__"], weights, (*path, name, k)) if _is_network(v) else v
+                 for k, v in dict(l["attrs"]).items()}
+        layers.append(Layer(name, str(l["op"]), list(l["inputs"]), list(l["outputs"]), attrs, str(l["domain"]),
+                            list(l["fused"])))
+    return Network(str(d["name"]), list(d["inputs"]), list(d["outputs"]), layers, tensors,
+                   weights.get(path, {}), int(d["opset"]), dict(d.get("metadata", {})))
+
+
+def _is_network(value) -> bool:
+    return isinstance(value, dict) and set(value) == {"__network__"}
 
 
 def _check_engine(engine: Engine, where: str) -> None:

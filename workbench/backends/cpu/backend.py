@@ -13,6 +13,7 @@ from ...ir.shapes import check_run_time_sizes
 from ...limits import VALUE_SHAPED_OPS, default_tensor_limit
 from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
+from .registry import needs_scope
 
 NAME = "cpu"
 # Busy-waiting BLAS threads fight the executor's own NumPy work on few cores: contexts can cap them.
@@ -31,14 +32,22 @@ def select_tactics(net, precisions: dict, cfg, log) -> dict:
 class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
-    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "f32", "size_limit")
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "tf32", "lowp", "f32", "scope",
+                 "size_limit")
 
-    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, f32, size_limit=None):
+    def __init__(self, layer, fn, attrs, dtypes, free, tf32, lowp, f32, scope=None, size_limit=None):
         self.layer, self.fn, self.attrs = layer, fn, attrs
         self.inputs, self.outputs = layer.inputs, layer.outputs
         self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
         self.f32 = f32  # per input: is it a float32 tensor of the model (maybe stored in fp16/bf16)?
         self.size_limit = size_limit  # bytes, for layers whose output size depends on input values
+        self.scope = scope  # for kernels with subgraphs: [(outer name its subgraphs read, is float32)]
+
+    def keywords(self, env: dict) -> dict:
+        """The kernel's attributes, and for a kernel with subgraphs the outer values they read (in fp32)."""
+        if self.scope is None:
+            return self.attrs
+        return {**self.attrs, "scope": {n: upcast(env[n]) if f32 else env[n] for n, f32 in self.scope}}
 
     def arguments(self, env: dict) -> list:
         """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32.
@@ -77,7 +86,7 @@ class Runner:
         env = dict(self.weights)
         env.update(feeds)
         for step in self.steps:
-            outs = call(step.fn, step.attrs, step.layer, step.arguments(env))
+            outs = call(step.fn, step.keywords(env), step.layer, step.arguments(env))
             for name, value, dtype in zip(step.outputs, outs, step.dtypes):
                 if name:
                     env[name] = value if value is None or value.dtype == dtype else value.astype(dtype)
@@ -93,7 +102,7 @@ def _compile(engine) -> list:
     keep = set(net.outputs) | set(net.inputs) | set(net.weights)
     last_use = {}
     for i, layer in enumerate(net.layers):
-        for name in layer.inputs:
+        for name in layer.reads():  # a subgraph's outer reads keep a value alive too
             last_use[name] = i
     limit = engine.config.get("memory_limit") or default_tensor_limit()
     steps = []
@@ -101,14 +110,15 @@ def _compile(engine) -> list:
         fn, attrs = resolve(layer)
         dtypes = [np_dtype(engine.storage_dtypes.get(o, net.tensors[o].dtype)) if o else None
                   for o in layer.outputs]
-        free = [n for n in set(layer.inputs) | set(layer.outputs)
+        free = [n for n in set(layer.reads()) | set(layer.outputs)
                 if n and n not in keep and last_use.get(n, -1) <= i]
         precision = engine.precisions.get(layer.name, "fp32")
         tf32 = precision == "tf32" and layer.op in MATMUL_OPS
         lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
         f32 = [bool(n) and net.tensors[n].dtype == "float32" for n in layer.inputs]
+        scope = [(n, net.tensors[n].dtype == "float32") for n in layer.outer_reads()] if needs_scope(layer) else None
         guarded = layer.op in VALUE_SHAPED_OPS and layer.domain in ("", "ai.onnx")
-        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, f32, limit if guarded else None))
+        steps.append(Step(layer, fn, attrs, dtypes, free, tf32, lowp, f32, scope, limit if guarded else None))
     return steps
 
 

@@ -17,16 +17,27 @@ from typing import Callable
 from ...discover import import_modules
 
 KERNELS: dict[tuple[str, str], Callable] = {}
+# Kernels of ops with subgraphs (If, Loop, Scan): executors also pass them `scope=`, a dict of the
+# values their subgraphs read from the graph around the layer (Layer.outer_reads()).
+SCOPED: set = set()
 
 
-def kernel(op_type: str, domain: str = ""):
-    """Register the NumPy implementation of `op_type`."""
+def kernel(op_type: str, domain: str = "", scoped: bool = False):
+    """Register the NumPy implementation of `op_type` (`scoped`: it takes the enclosing values too)."""
 
     def register(fn: Callable) -> Callable:
         KERNELS[(domain, op_type)] = fn
+        if scoped:
+            SCOPED.add((domain, op_type))
         return fn
 
     return register
+
+
+def needs_scope(layer) -> bool:
+    """True when the layer's kernel takes `scope=` (the values its subgraphs read from outside)."""
+    load_all()
+    return ("" if layer.domain == "ai.onnx" else layer.domain, layer.op) in SCOPED
 
 
 def load_all() -> dict:
