@@ -35,6 +35,7 @@ OPSET = 21
 BUG_KINDS = ("exception", "mismatch", "timeout", "memory")
 # Fuzzed tensors stay tiny; anything bigger than this is a bomb the limits must refuse.
 FUZZ_TENSOR_LIMIT = 64 << 20
+FUZZ_LOOP_ITERATIONS = 10_000
 
 
 class Mismatch(AssertionError):
@@ -70,12 +71,13 @@ def small_limits():
     """Fuzz under a low tensor limit, so an unrefused bomb shows up fast instead of eating memory."""
     from workbench import limits
 
-    saved = limits._override
+    saved = limits._override, limits.MAX_LOOP_ITERATIONS
     limits.set_tensor_limit(FUZZ_TENSOR_LIMIT)
+    limits.MAX_LOOP_ITERATIONS = FUZZ_LOOP_ITERATIONS
     try:
         yield
     finally:
-        limits._override = saved
+        limits._override, limits.MAX_LOOP_ITERATIONS = saved
 
 
 def outcome(fn, seconds: float = 10.0) -> tuple:
@@ -480,14 +482,20 @@ def random_graph(rng: random.Random, max_ops: int = 8) -> onnx.ModelProto:
 
 # ------------------------------------------------------------------------- mutated protobufs
 def seed_models(rng: random.Random) -> onnx.ModelProto:
-    """A model to mutate: the zoo's digits CNN, a tiny hand-written one, or a random valid graph."""
-    choice = rng.randrange(3)
+    """A model to mutate: the zoo's digits CNN, a tiny hand-written one, one with control flow (If,
+    Loop, Scan, nested subgraphs), or a random valid graph."""
+    choice = rng.randrange(4)
     if choice == 0:
         return copy.deepcopy(_digits())
     if choice == 1:
         from tests.models.tiny import add_relu
 
         return add_relu(seed=rng.randrange(100))
+    if choice == 2:
+        from tests.models import control
+
+        makers = [control.if_model, control.loop_model, control.scan_model, lambda: control.nested_model(3)]
+        return rng.choice(makers)()
     return random_graph(rng, 6)
 
 
@@ -673,20 +681,30 @@ def mutate_proto(model: onnx.ModelProto, rng: random.Random) -> onnx.ModelProto:
 _PLANS: dict = {}
 
 
+PLAN_KINDS = 3
+
+
 def base_plan(which: int = 0) -> bytes:
-    """A plan to mutate: a small model of supported ops (cached per process)."""
+    """A plan to mutate (cached per process): random graphs (0, 1) or a Loop with subgraphs (2)."""
     if which not in _PLANS:
-        rng = random.Random(1234 + which)
-        for _ in range(50):  # a random graph that builds
-            model = random_graph(rng, 6)
-            try:
-                net = wb.load_onnx(model)
-                engine = wb.build(net, wb.BuilderConfig(device="cpu"))
-                break
-            except WorkbenchError:
-                continue
-        _PLANS[which] = engine.serialize()
+        _PLANS[which] = _build_plan(which)
     return _PLANS[which]
+
+
+def _build_plan(which: int) -> bytes:
+    if which == 2:
+        from tests.models.control import loop_model
+
+        net = wb.load_onnx(loop_model())
+        shapes = input_shapes(net, random.Random(0))
+        profile = {name: (shape,) * 3 for name, shape in shapes.items()}
+        return wb.build(net, wb.BuilderConfig(device="cpu", profiles=[profile])).serialize()
+    rng = random.Random(1234 + which)
+    while True:  # the first random graph that builds
+        try:
+            return wb.build(wb.load_onnx(random_graph(rng, 6)), wb.BuilderConfig(device="cpu")).serialize()
+        except WorkbenchError:
+            continue
 
 
 def run_plan(data: bytes, rng: random.Random) -> None:
@@ -800,11 +818,11 @@ def case_valid_graph(rng):
 
 
 def case_plan_bytes(rng):
-    run_plan(mutate_plan_bytes(base_plan(rng.randrange(2)), rng), rng)
+    run_plan(mutate_plan_bytes(base_plan(rng.randrange(PLAN_KINDS)), rng), rng)
 
 
 def case_plan_forged(rng):
-    run_plan(forge_plan(base_plan(rng.randrange(2)), rng), rng)
+    run_plan(forge_plan(base_plan(rng.randrange(PLAN_KINDS)), rng), rng)
 
 
 def case_dims(rng):

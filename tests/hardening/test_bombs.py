@@ -393,3 +393,50 @@ def test_a_negative_declared_dim_does_not_abort_the_process_in_the_baselines():
     done = subprocess.run([sys.executable, "-c", ONNX_ABORT], capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0 and "alive" in done.stdout, done.stderr[-500:]
+
+
+# ----------------------------------------------------------------------- loops that grow at run time
+def _loop_model(body_nodes, scan_output: bool, trip_count: int, initializers=()):
+    """Loop(trip_count) over a state s (float32, any length): body_nodes make s2 (and 'out' to stack)."""
+    body_outputs = [value_info("c2", np.bool_, []), value_info("s2", np.float32, None)]
+    if scan_output:
+        body_outputs.append(value_info("out", np.float32, None))
+    body = helper.make_graph([*body_nodes, helper.make_node("Identity", ["c"], ["c2"])], "body",
+                             [value_info("i", np.int64, []), value_info("c", np.bool_, []),
+                              value_info("s", np.float32, None)], body_outputs, list(initializers))
+    outputs = ["y", "stacked"] if scan_output else ["y"]
+    node = helper.make_node("Loop", ["n", "", "x"], outputs, body=body, name="the_loop")
+    graph = helper.make_graph([node], "g", [value_info("x", np.float32, ["k"])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+                              [numpy_helper.from_array(np.array(trip_count), "n")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+
+
+def _run_loop(model, length: int):
+    engine = wb.build(wb.load_onnx(model), wb.BuilderConfig(device="cpu", profiles=[{"x": ((length,),) * 3}]))
+    return engine.create_execution_context().execute({"x": np.ones(length, f32)})
+
+
+def test_a_loop_state_that_doubles_every_iteration_is_stopped_at_the_limit():
+    # 25 doublings of 4 floats would reach 512 MiB: the body's Concat is refused once it passes 16 MiB
+    model = _loop_model([helper.make_node("Concat", ["s", "s"], ["s2"], axis=0)], False, 25)
+    with measure() as cost, pytest.raises(wb.ResourceLimitError, match=r"the_loop.*Concat.*'s2'"):
+        _run_loop(model, 4)
+    assert cost.peak_bytes < 4 * LIMIT, cost.peak_bytes
+
+
+def test_a_loop_stacking_scan_outputs_is_stopped_at_the_limit():
+    # 200 iterations of 256 KiB would stack 50 MiB: refused when the stack passes 16 MiB
+    one = numpy_helper.from_array(np.ones(1, f32), "one")
+    body = [helper.make_node("Add", ["s", "one"], ["s2"]), helper.make_node("Mul", ["s2", "one"], ["out"])]
+    with measure() as cost, pytest.raises(wb.ResourceLimitError, match=r"the_loop.*scan output 'out'"):
+        _run_loop(_loop_model(body, True, 200, [one]), 1 << 16)
+    assert cost.peak_bytes < 4 * LIMIT, cost.peak_bytes
+
+
+def test_a_loop_whose_state_keeps_its_size_runs_to_the_end():
+    one = numpy_helper.from_array(np.ones(1, f32), "one")
+    body = [helper.make_node("Add", ["s", "one"], ["s2"]), helper.make_node("Mul", ["s2", "one"], ["out"])]
+    out = _run_loop(_loop_model(body, True, 50, [one]), 8)
+    np.testing.assert_array_equal(out["y"], np.full(8, 51, f32))
+    assert out["stacked"].shape == (50, 8)

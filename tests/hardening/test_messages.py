@@ -85,9 +85,10 @@ def _run_time_bomb(tmp_path):
     return engine.create_execution_context().execute({"shape": np.array([2**20, 2**20], np.int64)})
 
 
-def _negative_dim(tmp_path):
-    model = one_node_model("Pad", ["x", "pads"], {"pads": np.array([0, -5], np.int64)}, {"x": np.ones(2, f32)})
-    return wb.load_onnx(_model_file(tmp_path, model))
+def _kernel_failure(tmp_path):
+    model = one_node_model("Reshape", ["x", "shape"], {}, {"x": np.ones((2, 3), f32), "shape": np.array([6], np.int64)})
+    engine = wb.build(wb.load_onnx(_model_file(tmp_path, model)), wb.BuilderConfig(device="cpu"))
+    return engine.create_execution_context().execute({"x": np.ones((2, 3), f32), "shape": np.array([4], np.int64)})
 
 
 def _external_outside(tmp_path):
@@ -242,7 +243,7 @@ CASES = {
     "attribute of the wrong kind": (_bad_attribute_kind, wb.ParseError, ["model.onnx", "the_softmax", "axis"]),
     "unknown attribute": (_unknown_attribute, wb.ParseError, ["model.onnx", "the_relu", "slope"]),
     "shapes that do not fit": (_bad_reshape, wb.ParseError, ["model.onnx", "the_reshape", "(2, 3)"]),
-    "negative dim": (_negative_dim, wb.ParseError, ["model.onnx", "the_pad", "'y'", "-3"]),
+    "kernel failure": (_kernel_failure, wb.ExecutionError, ["the_reshape", "Reshape", "(2, 3)"]),
     "constant bomb": (_constant_bomb, wb.ResourceLimitError, ["model.onnx", "the_constantofshape", "'y'", "TiB"]),
     "run-time bomb": (_run_time_bomb, wb.ResourceLimitError, ["the_constantofshape", "'y'", "TiB"]),
     "input over a set limit": (_set_limit_then_bomb, wb.ResourceLimitError, ["model.onnx", "'x'", "1.0 MiB"]),

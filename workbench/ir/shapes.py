@@ -125,10 +125,14 @@ def _required_inputs(rule) -> int:
 
 
 def _min_elements(info) -> int | None:
-    """Elements of a tensor at its smallest non-empty size: symbolic dims count as 1."""
+    """Elements of a tensor at its smallest non-empty size: symbolic dims count as 1.
+
+    None for a negative dim: no such tensor can be made (the kernel says so if the layer ever runs;
+    shapes inferred for an If branch that is never taken may well be impossible)."""
     if info is None or info.shape is None:
         return None
-    return math.prod(int(d) if isinstance(d, (int, np.integer)) else 1 for d in info.shape)
+    static = [int(d) for d in info.shape if isinstance(d, (int, np.integer))]
+    return None if any(d < 0 for d in static) else math.prod(static)
 
 
 def _elements(info) -> int | None:
@@ -144,10 +148,6 @@ def _all_small(outs) -> bool:
 def _check_limit(layer, outs, limit: int) -> None:
     where = "graph input" if isinstance(layer, _GraphInput) else f"layer {layer.name!r} ({layer.op}): output"
     for name, info in zip(layer.outputs, outs):
-        if info is not None and info.shape is not None and \
-                any(isinstance(d, (int, np.integer)) and d < 0 for d in info.shape):
-            raise ShapeError(f"{where} {name!r} would have a negative dim: shape {tuple(info.shape)}; "
-                             f"the model is malformed (check the shapes, pads or sizes it is given)")
         n = _min_elements(info)  # a static part already over the limit is refused, whatever the rest
         if n is not None and n * _itemsize(info.dtype) > limit:
             raise ResourceLimitError(

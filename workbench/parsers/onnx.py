@@ -338,7 +338,10 @@ def _check_attribute_types(node: onnx.NodeProto, domain: str, opsets: dict, wher
     try:
         schema = onnx.defs.get_schema(node.op_type, opsets.get(domain, opsets.get("", 0)), domain)
     except onnx.defs.SchemaError:
-        return  # a plugin or an op unknown to this onnx: its own checks apply
+        try:  # an op newer than the model's opset: its latest definition still says the types
+            schema = onnx.defs.get_schema(node.op_type, domain)
+        except onnx.defs.SchemaError:
+            return  # a plugin or an op unknown to this onnx: its own checks apply
     for attr in node.attribute:
         expected = schema.attributes.get(attr.name)
         if expected is not None and attr.type != int(expected.type):

@@ -229,7 +229,7 @@ def _check_engine(engine: Engine, where: str) -> None:
     """Types and cross-references the runners rely on. The checksum stops accidents, not forgers: a
     hand-made header must fail here with a clear message rather than deep inside a backend."""
     net = engine.network
-    edges = [*net.inputs, *net.outputs, *(n for l in net.layers for n in [*l.inputs, *l.outputs])]
+    edges = [*net.inputs, *net.outputs, *(n for l in net.layers for n in [*l.reads(), *l.outputs])]
     undeclared = sorted({n for n in edges if n and n not in net.tensors})
     bad_tensors = [t.name for t in net.tensors.values()
                    if not _is_dtype(t.dtype) or not (t.shape is None or all(_is_dim(d) for d in t.shape))]
