@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch_models as tm  # noqa: E402
 
+from workbench.tools import energy  # noqa: E402
+
+ENERGY_S = 1.0  # seconds of back-to-back calls per mode for the energy reading
 MODES = ("torch-fp32", "torch-fp16", "torch-compile-fp16", "workbench")
 INPUT_SETS = 3
 
@@ -68,7 +71,22 @@ class Timer:
         self.sync()
         times = np.array([self.one(fn, args[i % len(args)]) for i in range(iters)])
         return {"p50_ms": float(np.median(times)), "p99_ms": float(np.percentile(times, 99)),
-                "mean_ms": float(times.mean()), "iters": iters}
+                "mean_ms": float(times.mean()), "iters": iters, **self.energy(fn, args)}
+
+    def energy(self, fn, args: list, seconds: float = ENERGY_S) -> dict:
+        """Joules per call from the board's energy counter (NVML, workbench.tools.energy) over a
+        back-to-back run of at least `seconds`: short loops are below the counter's resolution."""
+        meter = energy.meter_for("cuda" if self.cuda else "cpu")
+        if meter is None:
+            return {"joules_per_call": None}
+        calls, t0 = 0, time.perf_counter()
+        meter.start()
+        while time.perf_counter() - t0 < seconds:
+            fn(args[calls % len(args)])
+            calls += 1
+        self.sync()
+        used = meter.stop()
+        return {"joules_per_call": used["joules"] / calls if used["joules"] else None, "energy_source": used["source"]}
 
 
 def rel_l2(got, want) -> float:
@@ -135,20 +153,38 @@ def profile_of(net, feeds: dict) -> list:
     return [{n: ((1, *a.shape[1:]), tuple(a.shape), tuple(a.shape)) for n, a in feeds.items()}]
 
 
-def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer) -> tuple:
+def save(args, card: str, rows: list, extras: dict) -> None:
+    """All numbers so far (written after every engine, so a run cut short keeps what it measured)."""
+    if args.out:
+        Path(args.out).write_text(json.dumps({"card": card, "rows": rows, "extras": extras}, indent=1, default=str))
+
+
+def calibrator(name: str, args):
+    """MinMax calibration on `--calib-batches` fresh random batches of 4 (documented with the results)."""
+    import workbench as wb
+
+    gen = torch.Generator().manual_seed(1234)
+    data = [{k: to_numpy(v) if v.is_floating_point() else v.numpy() for k, v in tm.inputs(name, 4, args.seq, "cpu", gen).items()}
+            for _ in range(args.calib_batches)]
+    return wb.quant.MinMaxCalibrator(data, progress=False, device=args.device)
+
+
+def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision, warm=False) -> tuple:
     import workbench as wb
 
     net = wb.load_onnx(onnx_path)
     np_feeds = [{k: to_numpy(v) if v.is_floating_point() else v.cpu().numpy() for k, v in f.items()}
                 for f in feeds_list]
-    cfg = dict(device=args.device, precision=args.precision, profiles=profile_of(net, np_feeds[0]),
+    cfg = dict(device=args.device, precision=precision, profiles=profile_of(net, np_feeds[0]),
                builder_optimization_level=args.level, timing_cache=args.timing_cache)
+    if precision in ("int8", "fp8"):
+        cfg["calibrator"] = calibrator(name, args)
     t0 = time.perf_counter()
     engine = wb.build(net, wb.BuilderConfig(**cfg))
     build_s = time.perf_counter() - t0
     log(f"  workbench build {build_s:.1f} s; tactics {histogram(engine.tactics.values())}")
     warm_s = None
-    if args.warm_rebuild and batch >= 64:  # the cache matters for the big builds
+    if warm and batch >= 64:  # the cache matters for the big builds
         t0 = time.perf_counter()
         wb.build(net, wb.BuilderConfig(**cfg))
         warm_s = time.perf_counter() - t0
@@ -162,23 +198,45 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer) -> tupl
         feeds = np_feeds
     lat = timer.run(lambda f: ctx.execute(f), feeds, args.warmup, iters_for(batch, args))
     out = to_numpy(list(ctx.execute(feeds[0]).values())[0])
-    row = dict(lat, mode=f"workbench-{args.precision}", model=name, batch=batch, throughput=batch * 1e3 / lat["p50_ms"],
+    row = dict(lat, mode=f"workbench-{precision}", model=name, batch=batch, throughput=batch * 1e3 / lat["p50_ms"],
                build_s=build_s, warm_build_s=warm_s, rel_err=rel_l2(out, ref[0]), memory_bytes=None)
-    extra = {"notes": engine.report.get("notes", []), "tactics": histogram(engine.tactics.values())}
+    extra = {"notes": engine.report.get("notes", []), "tactics": histogram(engine.tactics.values()),
+             "timed_by_type": timed_by_type(engine), "build_stages": engine.report.get("stages"),
+             "excluded_sample": dict(list(engine.report.get("excluded", {}).items())[:8])}
     runner = getattr(ctx, "_runner", None)
     if args.device == "cuda" and runner is not None:
         mem = runner.memory()
         row["memory_bytes"] = mem["weights_bytes"] + mem["activations_bytes"] + mem["workspace_bytes"]
         extra.update(memory=mem, runtime_notes=list(runner.notes))
+        if args.arena_compare:  # the same engine's graphs in CuPy's pool instead of the planned arena
+            os.environ["WORKBENCH_CUDA_ARENA"] = "0"
+            try:
+                pooled = engine.create_execution_context()
+                for f in feeds[:2] + feeds[:1]:
+                    pooled.execute(f)
+                extra["memory_pool_graphs"] = pooled._runner.memory()
+                del pooled
+            finally:
+                os.environ.pop("WORKBENCH_CUDA_ARENA", None)
         if args.profile:
             prof = runner.profile(feeds[0], runs=5)
             extra["profile_top"] = sorted(prof, key=lambda r: -r["ms"])[:12]
             extra["profile_by_type"] = by_type(prof)
             extra["profile_sum_ms"] = sum(r["ms"] for r in prof)
-    log(f"  workbench-{args.precision:9s} p50 {lat['p50_ms']:.3f} ms  {row['throughput']:.0f}/s  "
+    log(f"  workbench-{precision:9s} p50 {lat['p50_ms']:.3f} ms  {row['throughput']:.0f}/s  "
         f"rel err {row['rel_err']:.2e}")
     del ctx, engine
     return row, extra
+
+
+def timed_by_type(engine) -> dict:
+    """Milliseconds per op type of the chosen tactics, as the builder timed them (graph replays, no gaps)."""
+    out: dict = {}
+    for layer in engine.network.layers:
+        times = engine.report.get("timings", {}).get(layer.name)
+        if times:
+            out[layer.op] = round(out.get(layer.op, 0.0) + min(times.values()), 4)
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 def histogram(values) -> dict:
@@ -197,15 +255,16 @@ def by_type(prof: list) -> dict:
 
 # ------------------------------------------------------------------------------------------ report
 def table(rows: list, card: str) -> str:
-    head = ("| model | batch | mode | p50 ms | p99 ms | throughput /s | memory MiB | build s | warm build s "
-            "| rel. err vs torch fp32 |\n|---|---|---|---|---|---|---|---|---|---|")
+    head = ("| model | batch | mode | p50 ms | p99 ms | throughput /s | inferences/J | memory MiB | build s "
+            "| warm build s | rel. err vs torch fp32 |\n|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [f"Card: {card}", "", head]
     for r in rows:
         mem = f"{r['memory_bytes'] / 2**20:.0f}" if r.get("memory_bytes") else "-"
         build = f"{r['build_s']:.1f}" if r.get("build_s") is not None else "-"
         warm = f"{r['warm_build_s']:.1f}" if r.get("warm_build_s") is not None else "-"
+        per_joule = f"{r['batch'] / r['joules_per_call']:.0f}" if r.get("joules_per_call") else "-"
         lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
-                     f"{r['throughput']:.0f} | {mem} | {build} | {warm} | {r['rel_err']:.1e} |")
+                     f"{r['throughput']:.0f} | {per_joule} | {mem} | {build} | {warm} | {r['rel_err']:.1e} |")
     return "\n".join(lines)
 
 
@@ -227,7 +286,11 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", nargs="+", default=["resnet50:1,256", "bert:1,64", "mobilenetv2:1,64"])
     p.add_argument("--modes", default="all", help=f"comma list of {MODES} or 'all'")
-    p.add_argument("--precision", default="fp16")
+    p.add_argument("--precision", default="fp16", help="workbench precisions, comma-separated (fp16,int8)")
+    p.add_argument("--calib-batches", type=int, default=4, help="random batches of 4 for int8 MinMax calibration")
+    p.add_argument("--extra-precision-min-batch", type=int, default=1,
+                   help="precisions after the first run only at batches of at least this")
+    p.add_argument("--arena-compare", action="store_true", help="also report graph memory without the arena")
     p.add_argument("--level", type=int, default=3, help="builder_optimization_level")
     p.add_argument("--iters", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
@@ -274,19 +337,22 @@ def main(argv=None) -> int:
             log(f"  torch failed: {type(e).__name__}: {e}")
             with torch.inference_mode():
                 ref = [to_numpy(model(*f.values())) for f in feeds_list]
-        if "workbench" in modes:
+        precisions = args.precision.split(",") if "workbench" in modes else []
+        for i, precision in enumerate(precisions):
+            if i and batch < args.extra_precision_min_batch:
+                continue
             try:
-                row, extra = workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer)
+                row, extra = workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precision,
+                                            warm=args.warm_rebuild and i == 0)
                 rows.append(row)
-                extras[f"{name}:{batch}"] = extra
+                extras[f"{name}:{batch}:{precision}"] = extra
             except Exception as e:  # noqa: BLE001
                 import traceback
 
                 traceback.print_exc()
-                log(f"  workbench failed: {type(e).__name__}: {e}")
-        if args.out:
-            Path(args.out).write_text(json.dumps({"card": card, "rows": rows, "extras": extras}, indent=1,
-                                                 default=str))
+                log(f"  workbench-{precision} failed: {type(e).__name__}: {e}")
+            save(args, card, rows, extras)
+        save(args, card, rows, extras)
     md = table(rows, card)
     if args.results_md:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -136,6 +136,16 @@ class _MemoryPool:
         pass
 
 
+class _UnownedMemory:
+    def __init__(self, ptr, size, owner, device_id=-1):
+        self.ptr, self.size, self.owner = ptr, size, owner
+
+
+class _MemoryPointer:
+    def __init__(self, mem, offset):
+        self.mem, self.ptr = mem, mem.ptr + offset
+
+
 _current: list = [_Stream()]
 
 
@@ -155,6 +165,6 @@ _runtime = types.SimpleNamespace(
     runtimeGetVersion=lambda: 13000, memGetInfo=lambda: (1 << 29, 1 << 30), getDeviceCount=lambda: 1)
 
 cuda = types.SimpleNamespace(
-    Stream=_Stream, Event=_Event, MemoryPool=_MemoryPool, using_allocator=_using_allocator, Device=_Device,
+    Stream=_Stream, Event=_Event, MemoryPool=_MemoryPool, UnownedMemory=_UnownedMemory, MemoryPointer=_MemoryPointer, using_allocator=_using_allocator, Device=_Device,
     runtime=_runtime, get_current_stream=lambda: _current[-1],
     get_elapsed_time=lambda a, b: (b.t - a.t) * 1000.0)

@@ -164,3 +164,97 @@ def test_conv_geometry_follows_onnx_auto_pad(fake_cuda, auto_pad, pads, expect):
                 (False, True), ("float32",))
     g = geometry(site)
     assert (g.pad_begin, g.pad_end, g.p, g.q) == expect
+
+
+def test_attention_builds_and_runs_on_the_fallbacks(fake_cuda, tmp_path):
+    import workbench as wb
+    from tests.passes.test_fuse_attention import _attention_net, _feeds
+
+    net = _attention_net()
+    engine = wb.build(net, wb.BuilderConfig(device="cuda", timing_cache=str(tmp_path / "t.json")))
+    assert "FusedAttention" in [layer.op for layer in engine.network.layers]
+    assert "sdpa" in str(engine.report["excluded"]) or "attn-bmm" in str(engine.report["excluded"])
+    feeds = _feeds(net)
+    want = wb.build(net, wb.BuilderConfig(device="cpu")).create_execution_context().execute(feeds)
+    got = engine.create_execution_context().execute(feeds)
+    name = net.outputs[0]
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("mask,mode,dims,strides", [
+    ((2, 1, 1, 128), "stride0", [2, 1, 128, 128], [128, 128, 0, 1]),
+    ((2, 1, 1, 128), "full", [2, 1, 128, 128], [16384, 16384, 128, 1]),
+    ((1, 128), "stride0", [1, 1, 128, 128], [128, 128, 0, 1]),
+    ((2, 12, 128, 128), "stride0", [2, 12, 128, 128], [196608, 16384, 128, 1]),
+])
+def test_sdpa_reads_the_mask_as_a_broadcast_bias(fake_cuda, mask, mode, dims, strides):
+    from workbench.backends.cuda.attention import Geometry, bias_layout
+    from workbench.backends.cuda.site import Site
+
+    inputs = tuple(((2, 128, 768), "float16", "device") for _ in range(3)) + ((mask, "float16", "device"),)
+    site = Site("FusedAttention", "workbench", {"num_heads": 12, "scale": 8.0, "scale_op": "Div"}, "fp16", inputs,
+                (False,) * 4, ("float16",))
+    g = Geometry(site)
+    assert (g.b, g.h, g.sq, g.skv, g.d, g.dv, g.mult) == (2, 12, 128, 128, 64, 64, 0.125)
+    assert bias_layout(g, mode) == (dims, strides)
+
+
+class _CountingPool:
+    """Hands out distinct fake addresses, like a pool that never reuses (what the recording needs)."""
+
+    def __init__(self):
+        self.next = 1 << 20
+
+    def malloc(self, n):
+        import types
+
+        self.next += max(n, 1) + 4096
+        return types.SimpleNamespace(ptr=self.next, size=n)
+
+
+def _run_program(alloc, program):
+    """Allocate and free as `program` says: [("a", name, bytes) | ("f", name)]; {name: pointer}."""
+    live, seen = {}, {}
+    for step in program:
+        if step[0] == "a":
+            live[step[1]] = alloc(step[2])
+            seen[step[1]] = live[step[1]].ptr
+        else:
+            del live[step[1]]
+    return seen
+
+
+def test_arena_places_recorded_allocations_without_overlapping_live_ones(fake_cuda):
+    from workbench.backends.cuda.arena import Arena, Recorder
+
+    program = [("a", "x", 1000), ("a", "tmp", 5000), ("f", "tmp"), ("a", "y", 3000), ("f", "x"),
+               ("a", "z", 1000), ("a", "w", 4000), ("f", "y"), ("f", "z")]
+    pool = _CountingPool()
+    recorder = Recorder(pool)
+    _run_program(recorder.malloc, program)  # "w" lives to the end, like a graph output
+    plan = recorder.plan()
+    assert len(plan.sizes) == 5 and plan.arena_bytes < plan.naive_bytes
+    arena = Arena(plan, pool)
+    ptrs = _run_program(arena.malloc, program)
+    assert arena.diverged is None
+    base = arena.block.ptr
+    spans = {"x": (0, 4), "tmp": (1, 2), "y": (3, 7), "z": (5, 8), "w": (6, 99)}
+    size = dict((s[1], s[2]) for s in program if s[0] == "a")
+    for a in spans:
+        assert base <= ptrs[a] and ptrs[a] + size[a] <= base + arena.nbytes
+        for b in spans:
+            live_together = a < b and spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+            if live_together:
+                assert ptrs[a] + size[a] <= ptrs[b] or ptrs[b] + size[b] <= ptrs[a], (a, b)
+
+
+def test_arena_hands_over_to_the_pool_when_the_run_differs(fake_cuda):
+    from workbench.backends.cuda.arena import Arena, Recorder
+
+    pool = _CountingPool()
+    recorder = Recorder(pool)
+    _run_program(recorder.malloc, [("a", "x", 1000), ("a", "y", 2000), ("f", "x"), ("f", "y")])
+    arena = Arena(recorder.plan(), pool)
+    ptrs = _run_program(arena.malloc, [("a", "x", 1000), ("a", "y", 2048), ("a", "z", 8)])
+    assert arena.diverged == 1
+    assert not arena.block.ptr <= ptrs["y"] < arena.block.ptr + arena.nbytes

@@ -134,15 +134,16 @@ def test_batched_matmul_of_two_activations(tactic, precision):
     _check(tactic, "MatMul", [a, b], {}, precision, ref, const=())
 
 
-@pytest.mark.parametrize("tactic", ["cublas", "nvmath"])
-def test_fused_matmul_with_an_activation_cublaslt_lacks(tactic):
+@pytest.mark.parametrize("tactic,params", [("cublas", None), ("nvmath", None),
+                                           ("nvmath", {"algo": 0, "epilogue": "kernel"})])
+def test_fused_matmul_with_an_activation_cublaslt_lacks(tactic, params):
     g = rng()
     a = g.standard_normal((2, 5, 32)).astype(np.float32)
     w = (g.standard_normal((32, 24)) / 6).astype(np.float32)
     bias = g.standard_normal(24).astype(np.float32)
     attrs = {"activation": "Gelu", "activation_alpha": None, "activation_beta": None}
     ref = activation("Gelu", rounded(a, "fp16") @ rounded(w, "fp16") + rounded(bias, "fp16"))
-    _check(tactic, "FusedMatMul", [a, w, bias], attrs, "fp16", ref, domain="workbench", const=(1, 2))
+    _check(tactic, "FusedMatMul", [a, w, bias], attrs, "fp16", ref, domain="workbench", const=(1, 2), params=params)
 
 
 @pytest.mark.parametrize("axis", [0, 1])
@@ -152,6 +153,27 @@ def test_gather_on_the_device(axis):
     idx = g.integers(-12, 12, (3, 4)).astype(np.int64)
     ref = np.take(data, np.where(idx < 0, idx + data.shape[axis], idx), axis=axis).astype(np.float64)
     _check("take", "Gather", [data, idx], {"axis": axis}, "fp32", ref, const=(0,))
+
+
+def test_gather_with_computed_host_indices():
+    """BERT's token types: zeros made on the host by shape arithmetic, uploaded once by the kernel."""
+    import cupy as cp
+
+    from workbench.backends.cuda import device, tactics
+    from workbench.backends.cuda.site import make_site
+    from workbench.ir.network import Layer
+
+    data = rng().standard_normal((2, 16)).astype(np.float32)
+    idx = np.zeros((3, 5), np.int64)  # a host array that is no weight
+    tactics.load_all()
+    dev = device.Device(device.Shared({}))
+    with dev.active():
+        args = [cp.asarray(data), idx]
+        site = make_site(Layer("g", "Gather", ["d", "i"], ["y"], {"axis": 0}), {"axis": 0}, args, "fp32",
+                         ["float32"], {"d"}, 21)
+        assert tactics.TACTICS["take"].applies(site) is None
+        out = tactics.TACTICS["take"].prepare(site, {}, dev)(args)[0]
+        np.testing.assert_array_equal(cp.asnumpy(out), np.take(data, idx, axis=0))
 
 
 # ------------------------------------------------------------------------------- pointwise
@@ -212,6 +234,18 @@ def test_layernorm(precision, bias):
     ref = layernorm(rounded(x, precision), rounded(w, precision), rounded(b, precision) if bias else None, 1e-5)
     attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
     _check("rows-ln", "LayerNormalization", [x, w, b], attrs, precision, ref, const=(1, 2))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("residual_dtype", ["float32", "float16"])
+def test_fused_layernorm_adds_the_residual(precision, residual_dtype):
+    g = rng()
+    x = (g.standard_normal((4, 9, 768)) * 2 + 1).astype(np.float32)
+    r = g.standard_normal((4, 9, 768)).astype(residual_dtype)
+    w, b = g.standard_normal(768).astype(np.float32), g.standard_normal(768).astype(np.float32)
+    ref = layernorm(rounded(x, precision) + rounded(r, precision), rounded(w, precision), rounded(b, precision), 1e-5)
+    attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
+    _check("rows-ln", "FusedLayerNorm", [x, w, b, r], attrs, precision, ref, domain="workbench", const=(1, 2))
 
 
 # ------------------------------------------------------------------------------- fallbacks

@@ -7,7 +7,7 @@ from ..backends.cpu.precision import storage_dtype, store
 from ..dtypes import is_float
 
 MATMUL_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum", "Attention", "FusedConv", "FusedGemm",
-              "FusedMatMul"}
+              "FusedMatMul", "FusedAttention"}
 # What a build at precision P runs a float layer at, before int8/fp8 tactics exist for it.
 _FLOAT_FALLBACK = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16", "fp8": "fp16"}
 

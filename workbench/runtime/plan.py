@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..builder.config import PRECISIONS, BuilderConfig
+from ..builder.config import MAX_THREADS, PRECISIONS, BuilderConfig
 from ..builder.memory import MemoryPlan
 from ..dtypes import _EXTRA, np_dtype
 from ..errors import PlanFormatError, PluginError, WorkbenchError
@@ -229,7 +229,8 @@ def _check_engine(engine: Engine, where: str) -> None:
     """Types and cross-references the runners rely on. The checksum stops accidents, not forgers: a
     hand-made header must fail here with a clear message rather than deep inside a backend."""
     net = engine.network
-    edges = [*net.inputs, *net.outputs, *(n for l in net.layers for n in [*l.reads(), *l.outputs])]
+    edges = [*net.inputs, *net.outputs,
+             *(n for layer in net.layers for n in [*layer.inputs, *layer.outer_reads(), *layer.outputs])]
     undeclared = sorted({n for n in edges if n and n not in net.tensors})
     bad_tensors = [t.name for t in net.tensors.values()
                    if not _is_dtype(t.dtype) or not (t.shape is None or all(_is_dim(d) for d in t.shape))]
@@ -244,6 +245,7 @@ def _check_engine(engine: Engine, where: str) -> None:
         (all(isinstance(d, dict) for d in (engine.config, engine.device, engine.report, engine.tactic_params)),
          "config, device, report and tactic_params must be objects"),
         (_is_config(engine.config), "the build config has values a BuilderConfig refuses"),
+        (_is_thread_count(engine.report.get("blas_threads", 1)), "the report's blas_threads is not a thread count"),
         (all(_is_profile(p, net.inputs) for p in engine.profiles),
          "each profile must give (min, opt, max) shapes of one rank for inputs of the network"),
     ]
@@ -262,6 +264,10 @@ def _is_config(config) -> bool:
         return True
     except (WorkbenchError, TypeError, ValueError, AttributeError):
         return False
+
+
+def _is_thread_count(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_THREADS
 
 
 def _is_profile(profile: dict, inputs: list) -> bool:

@@ -106,3 +106,61 @@ def test_deform_conv(attrs, groups, with_mask):
     offset = rand(1, offset_group * 6 * 2, oh, ow, low=-1.5, high=1.5)
     mask = rand(1, offset_group * 6, oh, ow, low=0, high=1) if with_mask else None
     check("DeformConv", [x, w, offset, b, mask], {"kernel_shape": [2, 3], **attrs}, rtol=1e-4, atol=1e-5)
+
+
+def _full(attrs):
+    from workbench.ir.ops import attributes, spec_for
+    return attributes(spec_for("Conv"), attrs, "test")
+
+
+def _methods(xs, ws, attrs):
+    from workbench.backends.cpu.kernels.conv import conv_tactics
+    return conv_tactics([xs, ws], _full(attrs))
+
+
+def _conv(inputs, attrs, method):
+    from workbench.backends.cpu.kernels.conv import conv
+    return conv(*inputs, **_full(attrs), method=method)
+
+
+@pytest.mark.parametrize("xs, ws, attrs", CONV_CASES + [
+    ((1, 16, 7, 6), (5, 16, 3, 3), dict(pads=[1, 1, 1, 1])),  # odd and even outputs (Winograd's 2x2 tiles)
+    ((2, 16, 8, 9), (5, 16, 3, 3), dict(pads=[0, 2, 1, 0])),
+    ((1, 16, 6, 6), (3, 16, 3, 3), dict(auto_pad="SAME_LOWER")),
+    ((2, 16, 9, 8), (4, 16, 3, 2), dict(strides=[2, 3]))])
+def test_every_conv_method_matches_the_reference(xs, ws, attrs):
+    inputs = [rand(*xs), rand(*ws), rand(ws[0])]
+    want = reference("Conv", inputs, attrs)[0]
+    for method in _methods(xs, ws, attrs):
+        got = _conv(inputs, attrs, method)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=method)
+
+
+@pytest.mark.parametrize("xs, ws, attrs, methods", [
+    ((1, 8, 5, 5), (4, 8, 1, 1), {}, ("pointwise",)),
+    ((1, 8, 5, 5), (8, 1, 3, 3), dict(group=8), ("depthwise",)),
+    ((1, 16, 5, 5), (4, 16, 3, 3), {}, ("im2col", "taps", "winograd")),
+    ((1, 16, 5, 5), (4, 16, 3, 3), dict(strides=[2, 2]), ("im2col", "taps")),
+    ((1, 16, 5, 5), (4, 16, 3, 2), {}, ("im2col", "taps")),
+    ((1, 3, 5, 5), (4, 3, 3, 3), {}, ("im2col",)),  # few channels: per-tap matmuls are no option
+    ((1, 16, 5, 5), (4, 8, 3, 3), dict(group=2), ("im2col",)),
+])
+def test_conv_methods_that_apply(xs, ws, attrs, methods):
+    assert _methods(xs, ws, attrs) == methods
+
+
+def test_a_method_that_does_not_apply_is_refused():
+    from workbench.errors import UnsupportedError
+    with pytest.raises(UnsupportedError, match="pointwise"):
+        _conv([rand(1, 8, 5, 5), rand(4, 8, 3, 3)], {}, "pointwise")
+
+
+def test_weights_are_rearranged_once_per_weight_array():
+    from workbench.backends.cpu.kernels import conv
+    w = rand(4, 16, 3, 3)
+    assert conv._packed(w, "taps") is conv._packed(w, "taps")
+    np.testing.assert_array_equal(conv._packed(w, "taps")[4], w[:, :, 1, 1])
+    assert conv._packed(w, "winograd").shape == (16, 1, 4, 16)
+    keys = [(id(w), "taps"), (id(w), "winograd")]
+    del w
+    assert not any(k in conv._PACKED for k in keys)  # dropped with the weights

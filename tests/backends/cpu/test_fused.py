@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tests.oracle import rand, reference
+from tests.oracle import ours, rand, reference
 from workbench.backends.cpu.registry import kernel_for
 from workbench.ir.opdefs.fused import ACTIVATIONS
 from workbench.ir.ops import spec_for
@@ -71,3 +71,33 @@ def test_fused_matmul(kind, bias):
     want = reference("Add", [want, c])[0] if bias else want
     got = _ours("FusedMatMul", [a, b, c] if bias else [a, b], {}, kind)
     np.testing.assert_allclose(got, _expected_activation(want, kind), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind, alpha, beta", [("Relu", None, None), ("Clip", -0.5, 0.6), ("Clip", None, 0.3),
+                                               ("Clip", 0.2, None), ("Clip", 0.6, -0.5)])
+@pytest.mark.parametrize("residual_shape", [None, (2, 6, 6, 2), (6, 1, 1), (3, 2, 6, 6, 2)])
+def test_in_place_epilogue_equals_the_onnx_ops(kind, alpha, beta, residual_shape):
+    """ReLU and Clip (either bound, or min > max) and a residual that broadcasts either way."""
+    x, w, b = rand(2, 4, 6, 6, seed=1), rand(6, 4, 3, 3, seed=2), rand(6, seed=3)
+    attrs = {"pads": [1, 0, 1, 0], "strides": [1, 2]}
+    want = reference("Conv", [x, w, b], attrs)[0]
+    inputs = [x, w, b]
+    if residual_shape is not None:
+        r = rand(*residual_shape, seed=4)
+        want, inputs = reference("Add", [want, r])[0], inputs + [r]
+    bounds = [None if v is None else np.float32(v) for v in (alpha, beta)]
+    want = np.maximum(want, 0) if kind == "Relu" else reference("Clip", [want, *bounds])[0]
+    act = {"activation": kind, "activation_alpha": alpha, "activation_beta": beta}
+    got = ours("FusedConv", inputs, {**attrs, **act}, domain="workbench")[0]
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conv_in_float16_rounds_like_the_onnx_ops():
+    x, w, b, r = (rand(*s, seed=i).astype(np.float16) for i, s in enumerate([(1, 4, 5, 5), (3, 4, 3, 3), (3,),
+                                                                             (1, 3, 5, 5)]))
+    conv = ours("Conv", [x, w, b], {"pads": [1] * 4})[0]
+    want = ours("Relu", [ours("Add", [conv, r])[0]])[0]
+    got = ours("FusedConv", [x, w, b, r], {"pads": [1] * 4, "activation": "Relu"}, domain="workbench")[0]
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)

@@ -70,3 +70,25 @@ def test_resize_opset10_and_upsample_forms():
     np.testing.assert_array_equal(ours("Upsample", [x], dict(scales=[1.0, 1.0, 2.0, 3.0]))[0], want)
     lin = ours("Upsample", [x, _f(1, 1, 1, 2)], dict(mode="linear"))[0]
     np.testing.assert_allclose(lin[..., ::2], x, rtol=1e-6)  # asymmetric: even columns are the inputs
+
+
+@pytest.mark.parametrize("coord", COORDS)
+@pytest.mark.parametrize("mode", ["nearest", "linear", "cubic"])
+@pytest.mark.parametrize("scales", [(2.0, 2.0), (0.5, 0.5), (3.0, 1.5)])
+def test_phase_by_phase_path_equals_the_gather(monkeypatch, coord, mode, scales):
+    """Axes whose weights repeat every few outputs are computed by strided slices: bit for bit the gather."""
+    from workbench.backends.cpu.kernels import resize
+
+    x, attrs = rand(2, 3, 8, 6), dict(mode=mode, coordinate_transformation_mode=coord)
+    taken = []
+    monkeypatch.setattr(resize, "_resize_periodic", lambda *a, f=resize._resize_periodic: taken.append(1) or f(*a))
+    fast = ours("Resize", [x, None, _f(1, 1, *scales)], attrs)[0]
+    monkeypatch.setattr(resize, "_periodic", lambda *a: None)
+    np.testing.assert_array_equal(fast, ours("Resize", [x, None, _f(1, 1, *scales)], attrs)[0])
+    if scales == (2.0, 2.0) and coord in ("half_pixel", "asymmetric"):
+        assert taken  # the common upsampling really takes the fast path
+
+
+def test_resize_to_an_empty_axis():
+    x = rand(1, 1, 4, 4)
+    assert ours("Resize", [x, None, None, _i(1, 1, 0, 3)], dict(mode="linear"))[0].shape == (1, 1, 0, 3)

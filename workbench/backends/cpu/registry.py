@@ -12,7 +12,7 @@ rounds each layer's outputs back to the layer's precision, as a GPU engine store
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from ...discover import import_modules
 
@@ -49,3 +49,28 @@ def load_all() -> dict:
 def kernel_for(op_type: str, domain: str = "") -> Callable | None:
     load_all()
     return KERNELS.get(("" if domain == "ai.onnx" else domain, op_type))
+
+
+class Tactics(NamedTuple):
+    """The ways a kernel can compute (the values of its `method=` keyword), and which apply to a layer."""
+
+    names: tuple
+    applicable: Callable  # (input shapes, attributes) -> the names that apply, the default first
+
+
+TACTICS: dict[tuple[str, str], Tactics] = {}
+
+
+def tactics(op_type: str, names, domain: str = ""):
+    """Register `op_type`'s tactics: decorate the function telling which of `names` apply to a layer."""
+
+    def register(fn: Callable) -> Callable:
+        TACTICS[(domain, op_type)] = Tactics(tuple(names), fn)
+        return fn
+
+    return register
+
+
+def tactics_for(op_type: str, domain: str = "") -> Tactics | None:
+    load_all()
+    return TACTICS.get(("" if domain == "ai.onnx" else domain, op_type))

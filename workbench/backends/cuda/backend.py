@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+from ...errors import UnsupportedError
+from ..cpu.registry import needs_scope
 from . import device
 from .runner import Runner
 from .select import select
@@ -24,6 +26,10 @@ def select_tactics(net, precisions: dict, cfg, log: dict) -> dict:
     Recipes (JSON data the runner rebuilds kernels from) go to log["tactic_params"]; every timing and
     every excluded candidate with its reason go to log["timings"] / log["excluded"].
     """
+    scoped = [layer.name for layer in net.layers if needs_scope(layer)]
+    if scoped:
+        raise UnsupportedError(f"layers {scoped[:5]} hold control flow (If/Loop/Scan), which the cuda backend does "
+                               f"not run yet; build this model with device='cpu'")
     return select(net, precisions, cfg, log)
 
 

@@ -166,9 +166,12 @@ def _weights(args, site, dev):
 
 # ------------------------------------------------------------------------------- cuDNN frontend
 class CudnnConv:
-    """One cuDNN frontend graph for a site: conv (+ bias + residual + activation when fused)."""
+    """One cuDNN frontend graph for a site: conv (+ bias + residual + activation when fused).
 
-    def __init__(self, site, dev, fused: bool):
+    out_float: the output in float32 whatever the input type (the int8 tactic's exact accumulator).
+    """
+
+    def __init__(self, site, dev, fused: bool, out_float: bool = False):
         self.cudnn = cudnn = library("cudnn")
         if cudnn is None:
             raise RuntimeError("cudnn frontend is not installed")
@@ -197,7 +200,7 @@ class CudnnConv:
             y = graph.add(a=y, b=t["R"], name="residual")
         if fused and self.epi.act:
             y = self._activation(graph, y)
-        y.set_output(True).set_data_type(io).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
+        y.set_output(True).set_data_type(f32 if out_float else io).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
         t["Y"] = y
         self.tensors = t
         graph.validate()
@@ -258,8 +261,8 @@ class Cudnn:
     def candidates(site, level):
         n = PLANS_PER_LEVEL.get(level, 3)
         out = [{"plan": i, "fused": True} for i in range(n)]
-        if not epilogue(site).empty:
-            out.append({"plan": 0, "fused": False})
+        if not epilogue(site).empty:  # timed below level 4 only when no fused plan runs
+            out.append({"plan": 0, "fused": False, "fallback": True})
         return out
 
     @staticmethod
@@ -296,6 +299,10 @@ class Taps:
     @staticmethod
     def check(site):
         return _check_conv(site)
+
+    @staticmethod
+    def candidates(site, level):
+        return [{"fallback": True}]  # below level 4 timed only when no cuDNN plan runs
 
     @staticmethod
     def prepare(site, params, dev):

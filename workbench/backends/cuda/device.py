@@ -123,8 +123,12 @@ class Shared:
         return to_device(np.ascontiguousarray(w))
 
     def derive(self, array, key, fn):
-        """fn(array) computed once per weight (keyed by its address) on the side stream and kept."""
-        full = (int(array.data.ptr), array.shape, array.dtype.str, array.strides, key)
+        """fn(array) computed once per weight (keyed by its address) on the side stream and kept.
+
+        Small host weights (biases, kept on the host) are keyed by identity: they live as long as the engine.
+        """
+        where = int(array.data.ptr) if is_device(array) else ("host", id(array))
+        full = (where, array.shape, array.dtype.str, array.strides, key)
         with self.lock:
             out = self.derived.get(full)
             if out is None:
@@ -153,9 +157,9 @@ class Device:
         self.workspace_limit = None
 
     @contextlib.contextmanager
-    def active(self, pool=None):
-        """Run on this device's stream, allocating from its pool (or `pool`)."""
-        with self.stream, cp.cuda.using_allocator((pool or self.pool).malloc):
+    def active(self, pool=None, malloc=None):
+        """Run on this device's stream, allocating from its pool (or `pool`, or the allocator `malloc`)."""
+        with self.stream, cp.cuda.using_allocator(malloc or (pool or self.pool).malloc):
             yield
 
     def synchronize(self) -> None:
@@ -181,7 +185,7 @@ class Device:
 
     def derive(self, array, key, fn, constant: bool):
         """A transformed copy of an input: cached per weight when `constant`, else recomputed."""
-        if constant and self.shared is not None and is_device(array):
+        if constant and self.shared is not None:
             return self.shared.derive(array, key, fn)
         return fn(array)
 

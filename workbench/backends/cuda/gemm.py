@@ -97,11 +97,21 @@ def _matmul(a, b):
 
 @tactic("cublas", ops=GEMM_OPS, rank=30)
 class Cublas:
-    """cupy.matmul (cuBLAS) on operands in the layer's precision, then one generated epilogue kernel."""
+    """cupy.matmul (cuBLAS) on operands in the layer's precision, then one generated epilogue kernel.
+
+    CuPy refuses cuBLAS calls inside a stream capture, so this tactic splits the CUDA graph where
+    it runs. Below level 4 it is tried only when nvmath (capturable) cannot run the layer, or first,
+    as the reference of a layer too large for a CPU reference; then it is timed like any candidate
+    (eagerly) and wins where it is faster even with its launch overhead (BERT's ff1 at batch 64).
+    """
 
     @staticmethod
     def check(site):
         return _check_gemm(site)
+
+    @staticmethod
+    def candidates(site, level):
+        return [{"fallback": True}]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -175,7 +185,12 @@ class Nvmath:
 
     @staticmethod
     def candidates(site, level):
-        return [{"algo": i} for i in range(min(PLANS_PER_LEVEL.get(level, 3), 4))]
+        algos = [{"algo": i} for i in range(min(PLANS_PER_LEVEL.get(level, 3), 4))]
+        if _batched(site) or _nvmath_plan(site)[1] is None:
+            return algos
+        # an activation cuBLASLt has no epilogue for (erf GELU, ...): also the bare product followed
+        # by one generated kernel doing bias + activation, instead of the BIAS epilogue + a kernel
+        return algos + [dict(a, epilogue="kernel") for a in algos[:2]]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -224,19 +239,15 @@ def _post(site, act, dtype):
 def _prepare_weight(site, params, dev):
     dtype = compute_dtype(site)
     _, tb, _, _ = _gemm_attrs(site)
-    bias = _bias_index(site)
     xs = site.shape(0)
     k, m = xs[-1], int(np.prod(xs[:-1]))
     epilog, act = _nvmath_plan(site)
+    if params.get("epilogue") == "kernel":  # bias and activation in the generated kernel
+        return _prepare_weight_kernel_epilogue(site, params, dev, dtype, tb, k, m)
+    bias = _bias_index(site)
     post = _post(site, act, dtype)
     plan = _Plan(site, params, dev, epilog)
-
-    def weight_t(w):  # W' transposed: (N, K) row-major
-        w = _operand(w, dtype, site.precision)
-        return cp.ascontiguousarray(w if tb else w.T)
-
-    def vector(b):
-        return cp.ascontiguousarray(_operand(b, dtype, site.precision).reshape(-1))
+    weight_t, vector = _weight_nk(site, dtype, tb), _vector(site, dtype)
 
     def run(args):
         wt = dev.derive(args[1], ("nvmath-w", dtype.str, site.precision, tb), weight_t, site.const[1])
@@ -247,6 +258,40 @@ def _prepare_weight(site, params, dev):
         return [run_pointwise(post, [y]) if post else y]
 
     return Kernel(run, label=f"nvmath:{epilog or 'none'}{'+' + act if act else ''}")
+
+
+def _weight_nk(site, dtype, tb):
+    def weight_t(w):  # W' transposed: (N, K) row-major
+        w = _operand(w, dtype, site.precision)
+        return cp.ascontiguousarray(w if tb else w.T)
+
+    return weight_t
+
+
+def _vector(site, dtype):
+    def vector(b):
+        return cp.ascontiguousarray(_operand(b, dtype, site.precision).reshape(-1))
+
+    return vector
+
+
+def _prepare_weight_kernel_epilogue(site, params, dev, dtype, tb, k, m):
+    """Yᵀ = Wᵀ Xᵀ with no cuBLASLt epilogue, then bias + activation in one generated kernel."""
+    bias = _bias_index(site)
+    recipe = _epilogue(site, dtype.name, dtype.name if bias is not None else None)
+    plan = _Plan(site, params, dev, None)
+    weight_t, vector = _weight_nk(site, dtype, tb), _vector(site, dtype)
+    xs = site.shape(0)
+
+    def run(args):
+        wt = dev.derive(args[1], ("nvmath-w", dtype.str, site.precision, tb), weight_t, site.const[1])
+        xt = cp.ascontiguousarray(_operand(args[0], dtype, site.precision)).reshape(m, k).T
+        y = plan(wt, xt).T.reshape(*xs[:-1], wt.shape[0])
+        extras = [dev.derive(args[bias], ("nvmath-b", dtype.str, site.precision), vector, site.const[bias])] \
+            if bias is not None else []
+        return [run_pointwise(recipe, [y, *extras]) if recipe else y]
+
+    return Kernel(run, label=f"nvmath:none+kernel({_act(site)[0]})")
 
 
 def _prepare_batched(site, params, dev):

@@ -114,11 +114,14 @@ def reference(site, args: list) -> list:
 def cost(site) -> float:
     """A rough count of the work of a layer (elements touched, or 2·MACs for matrix ops)."""
     elems = sum(int(np.prod(i[0])) for i in site.inputs if i)
-    if site.op in ("Conv", "FusedConv") and site.present(1):
+    if site.op in ("Conv", "FusedConv", "QLinearConvFused") and site.present(1):
         w = site.shape(1)
         return 2.0 * elems * (np.prod(w) / max(w[1], 1))
-    if site.op in ("MatMul", "Gemm", "FusedGemm", "FusedMatMul") and site.present(1):
+    if site.op in ("MatMul", "Gemm", "FusedGemm", "FusedMatMul", "QGemm") and site.present(1):
         a, b = site.shape(0), site.shape(1)
         if a and b and len(a) >= 1 and len(b) >= 1:
-            return 2.0 * float(np.prod(a)) * b[-1]
+            return 2.0 * float(np.prod(a)) * (b[0] if site.op == "QGemm" else b[-1])  # QGemm's W is (N, K)
+    if site.op == "FusedAttention" and site.present(1):
+        (b, sq, e), skv = site.shape(0), site.shape(1)[1]
+        return 4.0 * b * sq * skv * e
     return float(elems)

@@ -70,18 +70,20 @@ extern "C" __global__ void wb_softmax(const IN_T* x, OUT_T* y, long long rows, i
 """
 
 _LAYERNORM = r"""
-extern "C" __global__ void wb_layernorm(const IN_T* x, const W_T* w, const B_T* b, OUT_T* y,
+// the row's value at i: x, plus the residual r when the norm has one (FusedLayerNorm)
+#define WB_X(i) (HAS_R ? wb_in(wb_ld(x, base + (i))) + wb_in(wb_ld(r, base + (i))) : wb_in(wb_ld(x, base + (i))))
+extern "C" __global__ void wb_layernorm(const IN_T* x, const R_T* r, const W_T* w, const B_T* b, OUT_T* y,
                                         long long rows, int cols, float eps, int has_b) {
   __shared__ float shared[33];
   long long base = (long long)blockIdx.x * cols;
   float s = 0.0f;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) s += wb_in(wb_ld(x, base + i));
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) s += WB_X(i);
   float mean = wb_block<false>(s, shared) / cols;
   float q = 0.0f;
-  for (int i = threadIdx.x; i < cols; i += blockDim.x) { float d = wb_in(wb_ld(x, base + i)) - mean; q += d * d; }
+  for (int i = threadIdx.x; i < cols; i += blockDim.x) { float d = WB_X(i) - mean; q += d * d; }
   float rstd = rsqrtf(wb_block<false>(q, shared) / cols + eps);
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-    float v = (wb_in(wb_ld(x, base + i)) - mean) * rstd * wb_in(wb_ld(w, i));
+    float v = (WB_X(i) - mean) * rstd * wb_in(wb_ld(w, i));
     if (has_b) v += wb_in(wb_ld(b, i));
     wb_st(y, base + i, wb_out(v));
   }
@@ -98,6 +100,7 @@ def source(recipe: dict) -> str:
     rnd = recipe.get("round")
     defs = [f"#define IN_T {_C[recipe['in']]}", f"#define OUT_T {_C[recipe['out']]}",
             f"#define W_T {_C[recipe.get('w', 'float32')]}", f"#define B_T {_C[recipe.get('b', 'float32')]}",
+            f"#define R_T {_C[recipe.get('r') or recipe['in']]}", f"#define HAS_R {1 if recipe.get('r') else 0}",
             # float32 inputs are rounded to the layer's precision as they are read, as the CPU does
             f"#define ROUND_IN(x) {_ROUND[rnd]}",  # rounding a value already in fp16 changes nothing
             f"#define ROUND_OUT(x) {'wb_bf16(x)' if recipe['out'] == 'bfloat16' else 'x'}"]
@@ -174,15 +177,19 @@ class Softmax:
         return Kernel(run, label="rows")
 
 
-@tactic("rows-ln", ops=ops("LayerNormalization"), rank=20)
+@tactic("rows-ln", ops=ops("LayerNormalization") | ops("FusedLayerNorm", domain="workbench"), rank=20)
 class LayerNorm:
-    """LayerNormalization over the last axis (scale and bias of the row's length), one block per row."""
+    """LayerNormalization over the last axis (scale and bias of the row's length), one block per row;
+    FusedLayerNorm adds its residual as the row is read."""
 
     @staticmethod
     def check(site):
         why = _check_common(site, 1)
         if why:
             return why
+        if site.op == "FusedLayerNorm" and site.present(3) and \
+                (site.shape(3) != site.shape(0) or site.dtype(3) not in ("float16", "float32")):
+            return "the residual must be a float16/float32 tensor of X's shape"
         rank = len(site.shape(0))
         axis = site.attrs.get("axis", -1)
         axis = axis + rank if axis < 0 else axis
@@ -196,9 +203,11 @@ class LayerNorm:
 
     @staticmethod
     def prepare(site, params, dev):
-        has_b = site.present(2)
+        has_b, has_r = site.present(2), site.op == "FusedLayerNorm" and site.present(3)
         recipe = {"op": "layernorm", "in": site.dtype(0), "out": site.outputs[0], "round": _round(site),
                   "w": site.dtype(1), "b": site.dtype(2) if has_b else "float32"}
+        if has_r:
+            recipe["r"] = site.dtype(3)
         k = kernel_for(recipe)
         rows, cols = _rows_of(site.shape(0))
         threads = threads_for(cols)
@@ -206,11 +215,12 @@ class LayerNorm:
 
         def run(args):
             x = cp.ascontiguousarray(args[0])
+            r = cp.ascontiguousarray(args[3]) if has_r else x
             w = cp.ascontiguousarray(args[1])
             b = cp.ascontiguousarray(args[2]) if has_b else w
             y = cp.empty(x.shape, _out_dtype(site.outputs[0]))
             if rows:
-                k((rows,), (threads,), (x, w, b, y, np.int64(rows), np.int32(cols), eps, np.int32(has_b)))
+                k((rows,), (threads,), (x, r, w, b, y, np.int64(rows), np.int32(cols), eps, np.int32(has_b)))
             return [y]
 
         return Kernel(run, label="rows")

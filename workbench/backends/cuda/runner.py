@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from ...dtypes import np_dtype
 from ...errors import ExecutionError
 from ..cpu.evaluate import resolve
+from .arena import Arena, Recorder
 from .device import Device, Shared, cp, device_dtype, info, is_device, to_device, to_host
 from .site import make_site
 from .tactics import TACTICS, load_all
@@ -53,8 +55,8 @@ class Captured:
     graphs read. With every kernel capturable this is one graph for the whole network.
     """
 
-    def __init__(self, parts: list, inputs: dict, outputs: dict, pool):
-        self.parts, self.inputs, self.outputs, self.pool = parts, inputs, outputs, pool
+    def __init__(self, parts: list, inputs: dict, outputs: dict, pool, arena=None):
+        self.parts, self.inputs, self.outputs, self.pool, self.arena = parts, inputs, outputs, pool, arena
 
     @property
     def graphs(self) -> int:
@@ -106,6 +108,7 @@ class Runner:
         self.dev = Device(self.shared)
         self.dev.workspace_limit = engine.config.get("workspace")
         self.use_graphs = bool(engine.config.get("cuda_graph", True))
+        self.use_arena = os.environ.get("WORKBENCH_CUDA_ARENA", "1") != "0"  # off: graphs keep CuPy's pool
         self.outputs = list(net.outputs)
         self.out_dtypes = {n: device_dtype(net.tensors[n].dtype) for n in net.outputs}
         self.steps = self._steps(engine)
@@ -125,12 +128,12 @@ class Runner:
         net = engine.network
         params = engine.tactic_params
         keep = set(net.outputs) | set(net.inputs) | set(net.weights)
-        last_use = {n: i for i, layer in enumerate(net.layers) for n in layer.inputs if n}
+        last_use = {n: i for i, layer in enumerate(net.layers) for n in layer.reads()}
         steps = []
         for i, layer in enumerate(net.layers):
             _, attrs = resolve(layer)
             dtypes = [(engine.storage_dtypes.get(o) or net.tensors[o].dtype) if o else "" for o in layer.outputs]
-            free = [n for n in set(layer.inputs) | set(layer.outputs)
+            free = [n for n in set(layer.reads()) | set(layer.outputs)
                     if n and n not in keep and last_use.get(n, -1) <= i]
             steps.append(Step(layer, attrs, engine.tactics.get(layer.name, "generic"), params.get(layer.name, {}),
                               engine.precisions.get(layer.name, "fp32"), dtypes, free))
@@ -220,49 +223,67 @@ class Runner:
         return self._forward(self._env(self._stage(feeds)), on_layer)
 
     def _capture(self, dev_feeds: dict):
-        """A Captured run for this input signature, or None (with a note) when nothing can be captured."""
+        """A Captured run for this input signature, or None (with a note) when nothing can be captured.
+
+        A first run (recorded when the arena is on) prepares every kernel; the capture then places
+        each allocation where the recording's plan put it (see arena.py).
+        """
         pool = cp.cuda.MemoryPool()  # the graphs' own memory: nothing else may reuse its addresses
         stream = self.dev.stream
         with self.dev.active(pool):
             static = {n: a.copy() for n, a in dev_feeds.items()}
-            used: list = []
+        used: list = []
+        recorder = Recorder(pool) if self.use_arena else None
+        with self.dev.active(pool, recorder.malloc if recorder else None):
             self._forward(self._env(static), used=used)  # prepares every kernel and warms the pool
-            if not any(k.graph_safe for k in used):
-                return None
-            env, parts, open_ = self._env(static), [], False
-            try:
-                for i, step in enumerate(self.steps):
-                    args = [env[n] if n else None for n in step.layer.inputs]
-                    kernel = self._kernel(i, args)
-                    if kernel.graph_safe and not open_:
-                        stream.begin_capture()
-                        open_ = True
-                    elif not kernel.graph_safe and open_:
-                        parts.append(("graph", self._end_segment(stream)))
-                        open_ = False
-                    outs = kernel(args)
-                    if not kernel.graph_safe:
-                        parts.append(("eager", kernel, args, outs))
-                    for name, value in zip(step.layer.outputs, outs):
-                        if name:
-                            env[name] = value
-                    for name in step.free:
-                        env.pop(name, None)
-                if open_:
-                    parts.append(("graph", self._end_segment(stream)))
-                    open_ = False
-            except Exception as e:  # noqa: BLE001
-                if open_:
-                    with contextlib.suppress(Exception):
-                        stream.end_capture()
-                self.notes.append(f"no CUDA graph: capture failed ({type(e).__name__}: {e}); running eagerly")
-                return None
-            outputs = {n: env[n] for n in self.outputs}
+        if not any(k.graph_safe for k in used):
+            return None
+        arena = Arena(recorder.plan(), pool) if recorder and all(k.graph_safe for k in used) else None
+        with self.dev.active(pool, arena.malloc if arena else None):
+            captured = self._capture_steps(static, stream)
+        if captured is None:
+            return None
+        parts, outputs = captured
         self.dev.pool.free_all_blocks()  # the eager runs' activations: from now on the graphs' pool holds them
+        if arena is not None:
+            pool.free_all_blocks()  # the recorded run's blocks: the arena replaces them
+            self.notes.append(_arena_note(arena))
         eager = sorted({p[1].label for p in parts if p[0] == "eager"})
         if eager:
             self.notes.append(f"CUDA graphs with {len(eager)} uncaptured tactic(s) between them: {eager}")
-        return Captured(parts, static, outputs, pool)
+        return Captured(parts, static, outputs, pool, arena)
+
+    def _capture_steps(self, static: dict, stream):
+        """(parts, outputs) of one run captured segment by segment, or None (with a note) on failure."""
+        env, parts, open_ = self._env(static), [], False
+        try:
+            for i, step in enumerate(self.steps):
+                args = [env[n] if n else None for n in step.layer.inputs]
+                kernel = self._kernel(i, args)
+                if kernel.graph_safe and not open_:
+                    stream.begin_capture()
+                    open_ = True
+                elif not kernel.graph_safe and open_:
+                    parts.append(("graph", self._end_segment(stream)))
+                    open_ = False
+                outs = kernel(args)
+                if not kernel.graph_safe:
+                    parts.append(("eager", kernel, args, outs))
+                for name, value in zip(step.layer.outputs, outs):
+                    if name:
+                        env[name] = value
+                for name in step.free:
+                    env.pop(name, None)
+            if open_:
+                parts.append(("graph", self._end_segment(stream)))
+                open_ = False
+        except Exception as e:  # noqa: BLE001
+            if open_:
+                with contextlib.suppress(Exception):
+                    stream.end_capture()
+            self.notes.append(f"no CUDA graph: capture failed ({type(e).__name__}: {e}); running eagerly")
+            return None
+        return parts, {n: env[n] for n in self.outputs}
 
     @staticmethod
     def _end_segment(stream):
@@ -337,5 +358,15 @@ class Runner:
                 "activations_bytes": int(self.dev.pool.total_bytes() - workspace + graphs),
                 "workspace_bytes": int(workspace),
                 "planned_arena_bytes": int(getattr(self.engine.memory, "arena_bytes", 0)),
+                "graph_arena_bytes": int(sum(e.arena.nbytes for e in self.graphs.values() if e and e.arena)),
                 "cuda_graphs": sum(e.graphs for e in self.graphs.values() if e),
                 "device_used_bytes": int(total - free), "device_total_bytes": int(total)}
+
+
+def _arena_note(arena) -> str:
+    plan = arena.plan
+    note = (f"CUDA graph activations in one planned arena of {plan.arena_bytes / 2**20:.1f} MiB "
+            f"({len(plan.sizes)} allocations, {plan.naive_bytes / 2**20:.1f} MiB without reuse)")
+    if arena.diverged is not None:
+        note += f"; the capture left the recorded allocation order at allocation {arena.diverged}: the pool served the rest"
+    return note

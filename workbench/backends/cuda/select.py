@@ -31,6 +31,7 @@ BUILD_TOLERANCE_SCALE = 3.0  # GPU vs CPU float32 summation orders differ; tests
 FALLBACKS = ("generic", "host")
 # Without a host reference the first candidate that runs is the reference: let it be a vendor library.
 REFERENCE_FIRST = ("cublas", "cudnn")
+EXHAUSTIVE_LEVEL = 4  # from this builder_optimization_level on, "fallback" variants are timed too
 
 
 def select(net, precisions: dict, cfg, log: dict) -> dict:
@@ -162,6 +163,8 @@ class Search:
             lab = label(tac.name, params)
             if tac.name in FALLBACKS and best is not None and (best[1].name not in FALLBACKS or self.level == 0):
                 continue  # a device tactic already works: the fallbacks cannot win
+            if params.get("fallback") and best is not None and self.level < EXHAUSTIVE_LEVEL:
+                continue  # a variant kept for when the preferred forms fail (e.g. cuDNN's unfused conv)
             try:
                 kernel = tac.prepare(site, params, self.dev)
                 outs = kernel(args)

@@ -86,7 +86,7 @@ def tactic(name: str, ops=None, precisions=FLOAT_PRECISIONS, rank: int = 50):
 
 def load_all() -> dict:
     """Import every tactic module once (registration happens at import)."""
-    from . import conv, gemm, generic, pointwise, pool, rows  # noqa: F401
+    from . import attention, conv, gemm, generic, pointwise, pool, quantized, rows  # noqa: F401
 
     return TACTICS
 

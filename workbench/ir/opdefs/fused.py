@@ -3,6 +3,10 @@
     FusedConv(X, W, B?, residual?)  = act(Conv(X, W, B) + residual)     (cuDNN's conv-bias-add-act)
     FusedGemm(A, B, C?)             = act(Gemm(A, B, C))
     FusedMatMul(A, B, bias?)        = act(MatMul(A, B) + bias)          (bias along the last axis)
+    FusedAttention(Q, K, V, mask?)  = merge(Softmax(split(Q) split(K)ᵀ ⊙ scale + mask) split(V))
+                                      (heads split from / merged into the last axis: BERT's attention)
+    FusedLayerNorm(X, scale, bias?, residual?) = LayerNormalization(X + residual, scale, bias)
+                                      (the residual connection before a post-LN transformer's norm)
 
 `activation` names a kind of ACTIVATIONS (None: no activation); `activation_alpha` and
 `activation_beta` are its parameters. Shape rules delegate to the ONNX op's rule, so the fused op
@@ -12,7 +16,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ...errors import UnsupportedError
+from ...errors import ShapeError, UnsupportedError
+from .. import dims
 from ..ops import Info, attributes, op, spec_for
 from ..rules import broadcast_of
 
@@ -97,3 +102,45 @@ def fused_matmul(a, b, bias=None, **attrs):
     """MatMul plus a bias broadcast along the last axis, then the activation."""
     out = _base_rule("FusedMatMul", [a, b], attrs)
     return out if bias is None else broadcast_of(out, bias)
+
+
+ATTENTION_ATTRS = dict(num_heads=None, scale=None, scale_op="Mul")
+
+
+@op("FusedAttention", since=1, domain=DOMAIN, **ATTENTION_ATTRS)
+def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
+    """Multi-head attention on (B, S, H*D) projections; the output is (B, Sq, H*Dv).
+
+    Per head: P = Softmax(Q Kᵀ ⊙ scale + mask) over the keys, O = P V, where ⊙ is `scale_op`
+    ("Mul" or "Div") with the constant `scale` (None: no scaling) and the optional additive mask
+    broadcasts against the scores (B, H, Sq, Skv), exactly as the unfused ONNX ops compute it.
+    """
+    if scale_op not in ("Mul", "Div"):
+        raise ShapeError(f"FusedAttention: scale_op must be 'Mul' or 'Div', got {scale_op!r}")
+    if not isinstance(num_heads, int) or num_heads < 1:
+        raise ShapeError(f"FusedAttention: num_heads must be a positive int, got {num_heads!r}")
+    if q.shape is None or k.shape is None or v.shape is None:
+        return Info(q.dtype, None)
+    if not len(q.shape) == len(k.shape) == len(v.shape) == 3:
+        raise ShapeError(f"FusedAttention: Q, K and V must be 3-D (B, S, H*D), got {q.shape}, {k.shape}, {v.shape}")
+    for name, x in (("Q", q), ("K", k), ("V", v)):
+        if isinstance(x.shape[2], int) and x.shape[2] % num_heads:
+            raise ShapeError(f"FusedAttention: {name}'s last dim {x.shape[2]} is not a multiple of "
+                             f"num_heads={num_heads}")
+    if isinstance(q.shape[2], int) and isinstance(k.shape[2], int) and q.shape[2] != k.shape[2]:
+        raise ShapeError(f"FusedAttention: Q and K widths differ ({q.shape[2]} vs {k.shape[2]})")
+    batch = dims.broadcast((q.shape[0],), (k.shape[0],), (v.shape[0],))[0]
+    return Info(q.dtype, (batch, q.shape[1], v.shape[2]))
+
+
+LAYERNORM_ATTRS = dict(axis=-1, epsilon=1e-5, stash_type=1)
+
+
+@op("FusedLayerNorm", since=1, domain=DOMAIN, **LAYERNORM_ATTRS)
+def fused_layer_norm(x, scale, bias=None, residual=None, **attrs):
+    """LayerNormalization of X + residual (same shape); only its first output (Y)."""
+    if residual is not None and x.shape is not None and residual.shape is not None and \
+            len(x.shape) == len(residual.shape) and broadcast_of(x, residual).shape != x.shape:
+        raise ShapeError(f"FusedLayerNorm: the residual {residual.shape} must not broadcast X {x.shape}")
+    out = _spec("LayerNormalization", "FusedLayerNorm").shape_rule(x, scale, bias, **attrs)
+    return out[0] if isinstance(out, (tuple, list)) else out

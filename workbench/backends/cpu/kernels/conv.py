@@ -1,35 +1,52 @@
-"""Convolution kernels: im2col + one matmul per batch chunk, a tap loop for depthwise, matmul for 1x1.
+"""Convolution kernels. Each way of computing a convolution is a CPU tactic (see METHODS):
+
+    pointwise  1x1 without padding: one matmul over channels
+    depthwise  one input channel per group: a tap loop of per-channel multiply-adds
+    im2col     every window copied into a (C*K, P) matrix, then one matmul
+    taps       one matmul per kernel tap straight on a shifted view of the input, summed
+    winograd   3x3 stride 1: 16 matmuls on transformed 4x4 tiles, 2.25x fewer multiplies
 
 Float16/bfloat16 inputs are computed in float32 and returned in their own dtype; integer
 convolutions (ConvInteger, QLinearConv) are computed in float64, which is exact for them.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import weakref
 
 import numpy as np
 
-from ....errors import ShapeError
+from ....errors import ShapeError, UnsupportedError
 from ....ir import windows
-from ..registry import kernel
-from ..windowing import compute_dtype, pad_spatial, tap_slices, taps, window_view
+from ..registry import kernel, tactics
+from ..windowing import compute_dtype, flat_taps, taps
 from .grid import axis_taps
 
 # im2col buffers are built at most this many bytes (a few images) at a time, bounding memory.
 _COLS_BYTES = 16 << 20
+# depthwise works on blocks of channels whose accumulator has about this many bytes: big temporaries
+# that miss the caches were 3-4x slower (measured best at 1 MiB with a 1 MiB L2 cache).
+_BLOCK_BYTES = 1 << 20
 
 
-def _window(x, w, kernel_shape, strides, dilations, pads, what):
-    kernel_shape = tuple(kernel_shape) if kernel_shape else w.shape[2:]
-    return windows.window(kernel_shape, strides, dilations, pads, what=what)
+@functools.lru_cache(maxsize=1024)
+def _geometry_of(x_shape, w_shape, kernel_shape, strides, dilations, pads, auto_pad, what):
+    kernel_shape = kernel_shape or w_shape[2:]
+    win = windows.window(kernel_shape, strides, dilations, pads, what=what)
+    out, pads = windows.resolve(x_shape[2:], win, auto_pad, 0, what)
+    return win._replace(pads=pads), tuple(out)
+
+
+def _tuple(v):
+    return tuple(v) if v else None
 
 
 def _geometry(x, w, kernel_shape, strides, dilations, pads, auto_pad, what="Conv"):
-    """The Window with explicit pads, and the spatial output dims."""
-    win = _window(x, w, kernel_shape, strides, dilations, pads, what)
-    out, pads = windows.resolve(x.shape[2:], win, auto_pad, 0, what)
-    return win._replace(pads=pads), out
+    """The Window with explicit pads, and the spatial output dims (cached: layers repeat shapes)."""
+    return _geometry_of(x.shape, w.shape, _tuple(kernel_shape), _tuple(strides), _tuple(dilations),
+                        _tuple(pads), auto_pad, what)
 
 
 def _check(x, w, group, what):
@@ -38,85 +55,179 @@ def _check(x, w, group, what):
                          f"(need X.shape[1] == W.shape[1]*group and W.shape[0] % group == 0)")
 
 
-def _depthwise_taps(xp, win, out):
-    """(tap views, final crop, weight-shape suffix) for a depthwise tap loop.
-
-    With stride 1 every tap is one contiguous run of the flattened padded image (outputs are
-    computed at the padded row pitch and cropped at the end): far faster than 2-D strided slices.
-    """
-    if any(s != 1 for s in win.strides):
-        views = [xp[(Ellipsis, *tap_slices(win, tap, out))] for tap in taps(win)]
-        return views, (Ellipsis,), (1,) * len(out)
-    span = xp.shape[2:]
-    pitch = [math.prod(span[i + 1:]) for i in range(len(span))]
-    length = out[0] * pitch[0]
-    offsets = [sum(t * d * p for t, d, p in zip(tap, win.dilations, pitch)) for tap in taps(win)]
-    flat = xp.reshape(*xp.shape[:2], -1)
-    short = max(offsets) + length - flat.shape[-1]
-    if short > 0:  # the last taps run past the end on rows that are cropped away
-        flat = np.pad(flat, [(0, 0), (0, 0), (0, short)])
-    views = [flat[..., o:o + length] for o in offsets]
-    crop = (Ellipsis, slice(None), *(slice(0, o) for o in out[1:]))
-    return views, crop, (1,)
+def _with_bias(y, bias):
+    """y (N, M, ...) plus a per-channel bias, in place."""
+    if bias is not None:
+        y += bias.reshape(-1, *(1,) * (y.ndim - 2))
+    return y
 
 
-def _depthwise(xp, w, group, win, out):
-    """One input channel per group: a loop over kernel taps of scaled, shifted inputs."""
-    n, m = xp.shape[0], w.shape[0]
-    mg = m // group
-    views, crop, suffix = _depthwise_taps(xp, win, out)
-    wt = w.reshape(group, mg, -1)
-    acc = np.zeros((n, group, mg, *views[0].shape[2:]), dtype=xp.dtype)
-    tmp = np.empty_like(acc)
-    for k, view in enumerate(views):
-        np.multiply(view[:, :, None], wt[:, :, k].reshape(group, mg, *suffix), out=tmp)
-        acc += tmp
-    if len(suffix) == 1:  # flat layout: back to the padded grid, then crop the pitch
-        acc = acc.reshape(n, group, mg, out[0], *xp.shape[3:])
-    return np.ascontiguousarray(acc[crop]).reshape(n, m, *out)
+def _store(dst, src, bias):
+    """dst = src (+ bias broadcast against it): the copy that crops a result into place adds the bias too."""
+    if bias is None:
+        np.copyto(dst, src)
+    else:
+        np.add(src, bias, out=dst)
 
 
-def _im2col_matmul(xp, w, group, win, out):
-    """Copy every window into a (C/g*K, P) matrix per image, then one matmul per chunk of images."""
-    n, c = xp.shape[:2]
-    nsp = len(out)
-    p = math.prod(out)
-    mg = w.shape[0] // group
-    cols_k = (c // group) * math.prod(win.kernel)
-    wm = w.reshape(group, mg, cols_k)
-    view = window_view(xp, win, out)  # (N, C, *out, *k)
-    perm = (0, *range(1 + nsp, 1 + 2 * nsp), *range(1, 1 + nsp))  # one image: (C, *k, *out)
-    chunk = max(1, _COLS_BYTES // max(1, cols_k * group * p * xp.itemsize))
-    y = np.empty((n, group, mg, p), dtype=xp.dtype)
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        cols = np.empty((stop - start, c, *win.kernel, *out), dtype=xp.dtype)
-        for i in range(start, stop):  # the im2col copy, image by image, straight into place
-            cols[i - start] = view[i].transpose(perm)
-        np.matmul(wm, cols.reshape(stop - start, group, cols_k, p), out=y[start:stop])
-    return y.reshape(n, w.shape[0], *out)
-
-
-def _pointwise(x, w, group, win, out):
+def _pointwise(x, w, group, win, out, bias):
     """1x1 convolution without padding: a plain matmul over channels."""
     n, c = x.shape[:2]
     xs = x[(Ellipsis, *(slice(None, None, s) for s in win.strides))]
     cols = xs.reshape(n, group, c // group, math.prod(out))
     y = np.matmul(w.reshape(group, w.shape[0] // group, c // group), cols)
+    return _with_bias(y.reshape(n, w.shape[0], *out), bias)
+
+
+def _depthwise(x, w, group, win, out, bias):
+    """One input channel per group: per tap, scale a shifted view by per-channel weights and add.
+
+    Channels go in blocks whose accumulator stays in cache; each block is cropped (and biased) straight
+    into the output.
+    """
+    ft = flat_taps(x, win, out)
+    n, c = x.shape[:2]
+    mg = w.shape[0] // c
+    wt = w.reshape(c, mg, -1, 1)
+    bt = None if bias is None else bias.reshape(c, mg, *(1,) * len(out))
+    y = np.empty((n, c, mg, *out), dtype=x.dtype)
+    block = max(1, min(c, _BLOCK_BYTES // (n * mg * ft.length * x.itemsize)))
+    acc = np.empty((n, block, mg, ft.length), dtype=x.dtype)
+    tmp = np.empty_like(acc)
+    for c0 in range(0, c, block):
+        c1 = min(c, c0 + block)
+        a, t = acc[:, :c1 - c0], tmp[:, :c1 - c0]
+        for k in range(len(ft.offset)):
+            np.multiply(ft.run(k)[:, c0:c1, None], wt[c0:c1, :, k], out=t if k else a)
+            if k:
+                a += t
+        _store(y[:, c0:c1], ft.crop(a), None if bt is None else bt[c0:c1])
     return y.reshape(n, w.shape[0], *out)
 
 
-def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out) -> np.ndarray:
-    """Cross-correlation of x (N, C, *S) with w (M, C/group, *K), no bias, in x's dtype.
+def _im2col(x, w, group, win, out, bias):
+    """Copy every window into a (C/g*K, P) matrix per image, then one matmul per chunk of images."""
+    ft = flat_taps(x, win, out)
+    n, c = x.shape[:2]
+    k, p = len(ft.offset), math.prod(out)
+    mg, rows = w.shape[0] // group, (c // group) * k
+    wm = w.reshape(group, mg, rows)
+    chunk = max(1, _COLS_BYTES // max(1, c * k * p * x.itemsize))
+    y = np.empty((n, group, mg, p), dtype=x.dtype)
+    cols = np.empty((min(n, chunk), c, k, *out), dtype=x.dtype)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        part = cols[:stop - start]
+        for i in range(k):  # the im2col copy, tap by tap: contiguous reads of each tap's run
+            part[:, :, i] = ft.crop(ft.run(i)[start:stop])
+        np.matmul(wm, part.reshape(stop - start, group, rows, p), out=y[start:stop])
+    return _with_bias(y.reshape(n, w.shape[0], *out), bias)
+
+
+def _taps(x, w, group, win, out, bias):
+    """Sum over kernel taps of W[:, :, tap] @ (the input shifted by the tap): BLAS reads each shifted
+    view in place (no im2col copy), at the cost of adding K partial products (group 1 only)."""
+    ft = flat_taps(x, win, out)
+    wk = _packed(w, "taps")
+    acc = np.matmul(wk[0], ft.run(0))
+    part = np.empty_like(acc)
+    for i in range(1, len(ft.offset)):
+        acc += np.matmul(wk[i], ft.run(i), out=part)
+    y = np.empty((*acc.shape[:2], *out), dtype=x.dtype)
+    _store(y, ft.crop(acc), None if bias is None else bias.reshape(-1, *(1,) * len(out)))
+    return y
+
+
+# Winograd F(2x2, 3x3) (Lavin & Gray, 2015): each 4x4 input tile gives a 2x2 output tile with 16
+# products per (output, input) channel pair instead of 36. Y = AT [(G g GT) * (BT d B)] A.
+_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]])
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]])
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]])
+
+
+def _winograd(x, w, group, win, out, bias):
+    """3x3, stride 1, group 1: transform the input tiles and the weights, 16 matmuls, transform back."""
+    n, c, m = *x.shape[:2], w.shape[0]
+    tiles = tuple(-(-o // 2) for o in out)
+    ft = flat_taps(x, win._replace(kernel=(4, 4), strides=(2, 2)), tiles)  # tap (i, j): d[i, j] of every tile
+    v = np.empty((4, 4, n, c, ft.length), dtype=x.dtype)
+    rows = [_combine(_BT, [ft.run(4 * i + j) for j in range(4)]) for i in range(4)]  # d B, row by row
+    for nu in range(4):
+        _combine(_BT, [rows[i][nu] for i in range(4)], out=v[:, nu])  # BT (d B)
+    prod = np.matmul(_packed(w, "winograd"), v.reshape(16, n, c, -1)).reshape(4, 4, n, m, -1)
+    half = [_combine(_AT, list(prod[i])) for i in range(4)]  # (...) A
+    y = np.empty((n, m, tiles[0], 2, tiles[1], 2), dtype=x.dtype)
+    b = None if bias is None else bias.reshape(-1, 1, 1)
+    for q in range(2):
+        for p, part in enumerate(_combine(_AT, [half[i][q] for i in range(4)])):  # AT (...)
+            _store(y[:, :, :, p, :, q], ft.crop(part), b)
+    y = y.reshape(n, m, 2 * tiles[0], 2 * tiles[1])
+    return y if y.shape[2:] == tuple(out) else np.ascontiguousarray(y[:, :, :out[0], :out[1]])
+
+
+def _combine(mat, parts, out=None) -> list:
+    """[sum over k of mat[r, k] * parts[k], for each row r] for a matrix of 0 and +-1: adds and subtracts."""
+    results = []
+    for r, row in enumerate(mat):
+        (_, first), (c, second), *rest = sorted(((c, p) for c, p in zip(row, parts) if c), key=lambda t: -t[0])
+        acc = (np.add if c > 0 else np.subtract)(first, second, out=None if out is None else out[r])
+        for c, part in rest:
+            (np.add if c > 0 else np.subtract)(acc, part, out=acc)
+        results.append(acc)
+    return results
+
+
+_PACKED: dict = {}  # (id(weights), layout) -> (weak reference, weights in that layout)
+_LAYOUTS = {
+    "taps": lambda w: np.moveaxis(w.reshape(*w.shape[:2], -1), 2, 0),  # (K, M, C)
+    "winograd": lambda w: np.einsum("ai,mcij,bj->abmc", _G, w.astype(np.float64), _G).reshape(16, 1, *w.shape[:2]),
+}
+
+
+def _packed(w: np.ndarray, layout: str) -> np.ndarray:
+    """w rearranged for a method, contiguous, in w's dtype; kept while w lives, so engine weights are
+    rearranged once."""
+    key = (id(w), layout)
+    hit = _PACKED.get(key)
+    if hit is not None and hit[0]() is w:
+        return hit[1]
+    packed = np.ascontiguousarray(_LAYOUTS[layout](w), dtype=w.dtype)
+    try:
+        ref = weakref.ref(w, lambda _, key=key: _PACKED.pop(key, None))
+    except TypeError:  # not weak-referenceable: rearranged on every call
+        return packed
+    _PACKED[key] = (ref, packed)
+    return packed
+
+
+METHODS = {"pointwise": _pointwise, "depthwise": _depthwise, "im2col": _im2col, "taps": _taps,
+           "winograd": _winograd}
+
+
+def methods(x_shape, w_shape, group: int, win: windows.Window) -> tuple:
+    """The METHODS that can compute this convolution, the default first (what a CPU tactic chooses from)."""
+    if all(k == 1 for k in win.kernel) and not any(win.pads):
+        return ("pointwise",)
+    if x_shape[1] == group and group > 1:
+        return ("depthwise",)
+    if group > 1 or x_shape[1] < 16:  # per-tap matmuls contract over C alone: hopeless for an RGB stem
+        return ("im2col",)
+    winograd = win.kernel == (3, 3) and win.strides == (1, 1) and win.dilations == (1, 1)
+    return ("im2col", "taps", "winograd") if winograd else ("im2col", "taps")
+
+
+def convolve(x: np.ndarray, w: np.ndarray, group: int, win: windows.Window, out, bias=None,
+             method: str | None = None) -> np.ndarray:
+    """Cross-correlation of x (N, C, *S) with w (M, C/group, *K), plus bias (M,): a new array in x's dtype.
+
+    method: one of methods(...) (None: the default).
 
     >>> convolve(np.ones((1, 1, 3, 3)), np.ones((1, 1, 2, 2)), 1, windows.window((2, 2)), (2, 2))  # all 4.0
     """
-    if all(k == 1 for k in win.kernel) and not any(win.pads):
-        return _pointwise(x, w, group, win, out)
-    xp = pad_spatial(x, win.pads)
-    if x.shape[1] == group and group > 1:
-        return _depthwise(xp, w, group, win, out)
-    return _im2col_matmul(xp, w, group, win, out)
+    able = methods(x.shape, w.shape, group, win)
+    if method is not None and method not in able:
+        raise UnsupportedError(f"convolution method {method!r} does not apply here; use one of {able}")
+    return METHODS[method or able[0]](x, w, group, win, out, bias)
 
 
 def _along(v, axis: int, ndim: int) -> np.ndarray:
@@ -130,16 +241,28 @@ def _channel_shape(v, ndim: int) -> np.ndarray:
     return _along(v, 1, ndim)
 
 
-@kernel("Conv")
-def conv(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, strides):
-    """ONNX Conv (N-D, groups, dilations, strides, auto_pad)."""
+def conv_compute(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, pads, strides, method=None):
+    """Conv(x, w, b) in the compute dtype: a new array the caller may modify in place."""
     _check(x, w, group, "Conv")
     win, out = _geometry(x, w, kernel_shape, strides, dilations, pads, auto_pad)
     ct = compute_dtype(x.dtype)
-    y = convolve(x.astype(ct, copy=False), w.astype(ct, copy=False), group, win, out)
-    if b is not None:
-        y += _channel_shape(b.astype(ct), y.ndim)
-    return y.astype(x.dtype, copy=False)
+    bias = None if b is None else b.astype(ct, copy=False)
+    return convolve(x.astype(ct, copy=False), w.astype(ct, copy=False), group, win, out, bias, method)
+
+
+@tactics("Conv", METHODS)
+def conv_tactics(shapes, attrs: dict) -> tuple:
+    """The METHODS that apply to a Conv (or FusedConv) of these input shapes."""
+    x_shape, w_shape = tuple(shapes[0]), tuple(shapes[1])
+    win, _ = _geometry_of(x_shape, w_shape, *(_tuple(attrs[k]) for k in ("kernel_shape", "strides", "dilations",
+                                                                         "pads")), attrs["auto_pad"], "Conv")
+    return methods(x_shape, w_shape, attrs["group"], win)
+
+
+@kernel("Conv")
+def conv(x, w, b=None, **attrs):
+    """ONNX Conv (N-D, groups, dilations, strides, auto_pad); attrs may add method= (see METHODS)."""
+    return conv_compute(x, w, b, **attrs).astype(x.dtype, copy=False)
 
 
 def deformed_columns(x, offset, mask, win: windows.Window, out, offset_group: int) -> np.ndarray:
@@ -250,7 +373,8 @@ def conv_transpose(x, w, b=None, *, auto_pad, dilations, group, kernel_shape, ou
     if x.ndim < 3 or x.ndim != w.ndim or x.shape[1] != w.shape[0] or x.shape[1] % group:
         raise ShapeError(f"ConvTranspose: X {x.shape} and W {w.shape} do not fit group={group} "
                          f"(need X.shape[1] == W.shape[0], divisible by group)")
-    win = _window(x, w, kernel_shape, strides, dilations, pads, "ConvTranspose")
+    win = windows.window(tuple(kernel_shape) if kernel_shape else w.shape[2:], strides, dilations, pads,
+                         what="ConvTranspose")
     out, pads = windows.conv_transpose_geometry(x.shape[2:], win, auto_pad, output_padding,
                                                 output_shape)
     ct = compute_dtype(x.dtype)

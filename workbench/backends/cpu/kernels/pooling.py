@@ -1,35 +1,27 @@
-"""Pooling kernels: a loop over kernel taps, each a whole-tensor strided slice (no per-pixel loops)."""
+"""Pooling kernels: max and sum are separable, so a window reduces one spatial axis at a time (2k taps
+for a k x k window, not k*k); MaxPool's indices need every tap and loop over them on a FlatTaps layout."""
 from __future__ import annotations
-
 
 import numpy as np
 
 from ....ir import windows
 from ..registry import kernel
-from ..windowing import compute_dtype, pad_spatial, tap_slices, taps
+from ..windowing import compute_dtype, flat_taps, separable_reduce, taps
 
 
 def _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, what):
-    """(window with explicit pads, output dims, pads of the buffer actually read).
-
-    With ceil_mode the last window may reach past the end padding; the buffer is padded a
-    little more there, and those cells are never counted (see _counts).
-    """
+    """(window with explicit pads, output dims). With ceil_mode the last window may reach past the
+    end padding: those cells are never read (or hold the fill value), and _counts never counts them."""
     win = windows.window(kernel_shape, strides, dilations, pads, what=what)
     out, pads = windows.resolve(x.shape[2:], win, auto_pad, ceil_mode, what)
-    n = len(out)
-    extra = [max(0, (o - 1) * s + win.extent(i) - size - pads[i] - pads[n + i])
-             for i, (o, s, size) in enumerate(zip(out, win.strides, x.shape[2:]))]
-    read_pads = tuple(pads[:n]) + tuple(p + e for p, e in zip(pads[n:], extra))
-    return win._replace(pads=tuple(pads)), out, read_pads
+    return win._replace(pads=tuple(pads)), out
 
 
-def _tap_sum(xp, win, out):
-    """Sum over kernel taps of the padded input (padding must be zeros)."""
-    acc = None
-    for tap in taps(win):
-        part = xp[(Ellipsis, *tap_slices(win, tap, out))]
-        acc = part.copy() if acc is None else np.add(acc, part, out=acc)
+def _tap_reduce(ft, ufunc) -> np.ndarray:
+    """ufunc (np.maximum, np.add) over the kernel taps, on the run grid: (N, C, length)."""
+    acc = ft.run(0).copy()
+    for k in range(1, len(ft.offset)):
+        ufunc(acc, ft.run(k), out=acc)
     return acc
 
 
@@ -50,22 +42,12 @@ def _lowest(dtype):
     return np.iinfo(dtype).min if np.issubdtype(dtype, np.integer) else -np.inf
 
 
-def _tap_max(xp, win, out):
-    """Max over kernel taps of the padded input (padding must be the dtype's lowest value)."""
-    best = None
-    for tap in taps(win):
-        part = xp[(Ellipsis, *tap_slices(win, tap, out))]
-        best = part.copy() if best is None else np.maximum(best, part, out=best)
-    return best
-
-
-def _argmax_tap(xp, win, out, best):
-    """Index (in taps() order) of the first tap that reaches the maximum, per output position."""
+def _argmax_tap(ft, best):
+    """Index (in taps() order) of the first tap that reaches the maximum, per position of the run grid."""
     arg = np.zeros(best.shape, dtype=np.int32)
     hit = np.empty(best.shape, dtype=bool)
-    all_taps = list(taps(win))
-    for k in range(len(all_taps) - 1, -1, -1):  # backwards, so the first maximum wins
-        np.equal(xp[(Ellipsis, *tap_slices(win, all_taps[k], out))], best, out=hit)
+    for k in range(len(ft.offset) - 1, -1, -1):  # backwards, so the first maximum wins
+        np.equal(ft.run(k), best, out=hit)
         np.copyto(arg, k, where=hit)
     return arg
 
@@ -91,36 +73,37 @@ def _flat_indices(arg, win, out, x_shape, storage_order):
 @kernel("MaxPool")
 def max_pool(x, *, _indices, auto_pad, ceil_mode, dilations, kernel_shape, pads, storage_order, strides):
     """ONNX MaxPool: Y, and unless `_indices` is 0 the Indices output (flat positions in X)."""
-    win, out, read_pads = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "MaxPool")
-    xp = pad_spatial(x, read_pads, _lowest(x.dtype))
-    y = _tap_max(xp, win, out)
+    win, out = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "MaxPool")
     if not _indices:
-        return y
-    return y, _flat_indices(_argmax_tap(xp, win, out, y), win, out, x.shape, storage_order)
+        return separable_reduce(x, win, out, np.maximum, _lowest(x.dtype))
+    ft = flat_taps(x, win, out, _lowest(x.dtype))  # the indices need every tap's value on one grid
+    best = _tap_reduce(ft, np.maximum)
+    arg = ft.crop(_argmax_tap(ft, best))
+    return np.ascontiguousarray(ft.crop(best)), _flat_indices(arg, win, out, x.shape, storage_order)
 
 
-def _avg(x, win, out, read_pads, include_pad):
-    ct = compute_dtype(x.dtype)
-    acc = _tap_sum(pad_spatial(x.astype(ct, copy=False), read_pads), win, out)
-    return acc / _counts(win, out, x.shape[2:], include_pad).astype(ct)
+def _window_sum(x, win, out):
+    """Sum over each window, padding contributing zeros: (N, C, *out)."""
+    return separable_reduce(x, win, out, np.add)
 
 
 @kernel("AveragePool")
 def average_pool(x, *, auto_pad, ceil_mode, count_include_pad, dilations, kernel_shape, pads, strides):
     """ONNX AveragePool; count_include_pad counts explicit pads, never the ceil_mode overhang."""
-    win, out, read_pads = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode,
-                                    "AveragePool")
-    return _avg(x, win, out, read_pads, bool(count_include_pad)).astype(x.dtype, copy=False)
+    win, out = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "AveragePool")
+    ct = compute_dtype(x.dtype)
+    total = _window_sum(x.astype(ct, copy=False), win, out)
+    counts = _counts(win, out, x.shape[2:], bool(count_include_pad)).astype(ct)
+    return np.divide(total, counts, out=total).astype(x.dtype, copy=False)
 
 
 @kernel("LpPool")
 def lp_pool(x, *, auto_pad, ceil_mode, dilations, kernel_shape, p, pads, strides):
     """ONNX LpPool: (sum over the window of |x|^p)^(1/p), padding contributing zeros."""
-    win, out, read_pads = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "LpPool")
+    win, out = _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, "LpPool")
     ct = compute_dtype(x.dtype)
     powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
-    acc = _tap_sum(pad_spatial(powered, read_pads), win, out)
-    return (acc ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
+    return (_window_sum(powered, win, out) ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
 
 
 def _spatial_axes(x):

@@ -91,22 +91,84 @@ def _taps_and_weights(x: np.ndarray, scale: float, in_size: int, m: _Mode):
         w = np.where((idx < 0) | (idx >= in_size), 0.0, w)
         total = w.sum(axis=1, keepdims=True)
         w = w / np.where(total == 0, 1.0, total)
-    return np.clip(idx, 0, in_size - 1), w
+    return idx, w
+
+
+def _axis_map(x: np.ndarray, scale: float, in_size: int, m: _Mode):
+    """(indices, weights), both (out, taps), of one axis; indices may fall outside (edges clamp them)."""
+    if m.mode == "nearest":
+        return _nearest_index(x, m.nearest, scale)[:, None], None
+    if m.mode in ("linear", "cubic"):
+        return _taps_and_weights(x, scale, in_size, m)
+    raise ShapeError(f"Resize: mode {m.mode!r} is not one of nearest, linear, cubic")
+
+
+def _periodic(idx, w, in_size: int, out_size: int):
+    """(P, Q, shifts, weights) when output o + P reads inputs Q further on with the same weights
+    (any rational scale, most coordinate modes), else None; shifts and weights are per phase o % P."""
+    g = math.gcd(in_size, out_size)
+    if g == 0 or out_size == 0:
+        return None
+    period, step = out_size // g, in_size // g
+    if period > 8:  # too many phases: the per-phase loop would cost more than a gather
+        return None
+    shifts = idx.reshape(g, period, -1) - step * np.arange(g)[:, None, None]
+    if not (shifts == shifts[0]).all():
+        return None
+    if w is not None:
+        wr = w.reshape(g, period, -1)
+        if not (wr == wr[0]).all():  # exactly: then results are bit-identical to the gather
+            return None
+        w = wr[0]
+    return period, step, shifts[0], w
+
+
+def _resize_periodic(data, axis: int, out_size: int, period: int, step: int, shifts, w):
+    """One axis as sums of strided slices, one output phase at a time (no per-element gather).
+
+    Clamping at the edges becomes edge padding, written once.
+    """
+    rows = out_size // period
+    lo = max(0, -int(shifts.min()))
+    hi = max(0, int(shifts.max()) + step * (rows - 1) - (data.shape[axis] - 1))
+    if lo or hi:
+        widths = [(0, 0)] * data.ndim
+        widths[axis] = (lo, hi)
+        data = np.pad(data, widths, mode="edge")
+    pre = (slice(None),) * axis
+    y = np.empty((*data.shape[:axis], out_size, *data.shape[axis + 1:]), dtype=data.dtype)
+    phases = y.reshape(*data.shape[:axis], rows, period, *data.shape[axis + 1:])
+    for r in range(period):
+        dst = phases[(*pre, slice(None), r)]
+        for k, shift in enumerate(shifts[r]):
+            start = lo + int(shift)
+            src = data[(*pre, slice(start, start + step * (rows - 1) + 1, step))]
+            if w is None:
+                np.copyto(dst, src)
+            elif k == 0:
+                np.multiply(src, w[r, 0], out=dst)
+            else:
+                dst += src * w[r, k]
+    return y
 
 
 def _resize_axis(data, axis: int, out_size: int, scale: float, roi_pair, m: _Mode):
     in_size = data.shape[axis]
     x = _source_coords(m.coord, out_size, in_size, scale, roi_pair)
+    idx, w = _axis_map(x, scale, in_size, m)
+    if w is not None:
+        w = w.astype(data.dtype)
+    fast = None if m.coord == "tf_crop_and_resize" else _periodic(idx, w, in_size, out_size)
+    if fast is not None:
+        return _resize_periodic(data, axis, out_size, *fast)
+    idx = np.clip(idx, 0, in_size - 1)
     shape = [1] * data.ndim
     shape[axis] = out_size
-    if m.mode == "nearest":
-        res = np.take(data, np.clip(_nearest_index(x, m.nearest, scale), 0, in_size - 1), axis=axis)
-    elif m.mode in ("linear", "cubic"):
-        idx, w = _taps_and_weights(x, scale, in_size, m)
-        w = w.astype(data.dtype)
-        res = sum(np.take(data, idx[:, k], axis=axis) * w[:, k].reshape(shape) for k in range(idx.shape[1]))
-    else:
-        raise ShapeError(f"Resize: mode {m.mode!r} is not one of nearest, linear, cubic")
+    res = np.take(data, idx[:, 0], axis=axis)
+    if w is not None:
+        res *= w[:, 0].reshape(shape)
+        for k in range(1, idx.shape[1]):
+            res += np.take(data, idx[:, k], axis=axis) * w[:, k].reshape(shape)
     if m.coord == "tf_crop_and_resize":
         outside = ((x < 0) | (x > in_size - 1)).reshape(shape)
         res = np.where(outside, np.asarray(m.extrapolation).astype(res.dtype), res)
@@ -156,6 +218,9 @@ def _interpolate(x, plan, rois, m: _Mode):
         data = x
     else:
         data = x.astype(_float_dtype(x.dtype))
+    if not np.issubdtype(x.dtype, np.integer):  # (integers round ties: there the order would show)
+        # shrinking axes first, then the last axis (the costly one) while the data is still small
+        plan = sorted(plan, key=lambda p: (p[1] > x.shape[p[0]], -p[0]))
     for axis, out_size, scale in plan:
         if out_size == data.shape[axis] and scale == 1.0 and rois[axis] == (0.0, 1.0):
             continue  # identity along this axis
