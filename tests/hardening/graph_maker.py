@@ -23,9 +23,10 @@ class GraphMaker:
     shapes are tracked here so every choice is valid by construction.
     """
 
-    # no Log/Sqrt: NaNs from negative inputs meet ops whose NaN handling ONNX leaves open (MaxPool...)
+    # no Log/Sqrt: NaNs from negative inputs meet ops whose NaN handling ONNX leaves open (MaxPool...);
+    # no Reciprocal: near 0 it amplifies rounding differences upstream beyond any tolerance, and makes infs
     UNARY = ["Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Softplus", "Softsign", "Erf", "Floor", "Ceil",
-             "Sin", "Cos", "Atan", "Sign", "Reciprocal", "Round", "HardSwish", "Mish"]
+             "Sin", "Cos", "Atan", "Sign", "Round", "HardSwish", "Mish"]
     ACTIVATIONS = {"LeakyRelu": {"alpha": (0.01, 0.3)}, "Elu": {"alpha": (0.5, 2.0)},
                    "HardSigmoid": {"alpha": (0.1, 0.5), "beta": (0.2, 0.8)}, "Selu": {},
                    "Celu": {"alpha": (0.5, 2.0)}, "ThresholdedRelu": {"alpha": (0.0, 1.0)},

@@ -102,6 +102,10 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
         raise ShapeError(f"layer {layer.name!r} ({layer.op}): cannot infer output shapes: {e}") from None
     outs = list(outs) if isinstance(outs, (list, tuple)) and not isinstance(outs, Info) else [outs]
+    named = max((i + 1 for i, n in enumerate(layer.outputs) if n), default=0)
+    if len(outs) < named:  # e.g. a Loop whose body returns fewer values than the node has outputs
+        raise ShapeError(f"layer {layer.name!r} ({layer.op}) gives {len(outs)} outputs but the model names {named}: "
+                         f"{layer.outputs}")
     _check_limit(layer, outs, limit if limit is not None else default_tensor_limit())
     # Layers with subgraphs are not evaluated here: their bodies may read more than their inputs.
     if evaluate is not None and not scoped and _all_small_constants(ins) and _all_small(outs):
