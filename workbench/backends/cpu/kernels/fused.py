@@ -129,7 +129,7 @@ def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
     probs = _onnx("Softmax")(scores, **attributes(spec_for("Softmax"), {"axis": -1}, "Softmax"))
     out = _onnx("MatMul")(probs, _heads(v, num_heads))
     b, h, s, d = out.shape
-    return np.ascontiguousarray(out.transpose(0, 2, 1, 3)).reshape(b, s, h * d)
+    return out.transpose(0, 2, 1, 3).reshape(b, s, h * d)  # reshape copies: works on NumPy and CuPy alike
 
 
 @kernel("FusedLayerNorm", domain=DOMAIN)
