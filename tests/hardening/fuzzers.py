@@ -164,7 +164,7 @@ def reference_quirk(model) -> str:
         if node.op_type == "BatchNormalization" and opset < 14 and any(a.name == "momentum" for a in node.attribute):
             return "BatchNormalization-9 with momentum: the reference normalizes with batch statistics"
         if node.op_type in ("Softmax", "LogSoftmax", "Hardmax") and opset < 13:
-            return f"{node.op_type} before opset 13: the reference ignores the 2-D coercion (onnxruntime agrees with us)"
+            return f"{node.op_type} before opset 13: the reference ignores the 2-D coercion (onnxruntime agrees)"
         if node.op_type == "GlobalMaxPool":
             return "GlobalMaxPool: the reference reduces the wrong axes for inputs not of rank 4"
     return ""

@@ -225,11 +225,13 @@ def test_a_100k_layer_chain_takes_linear_time():
 
 def test_a_cycle_is_named_and_an_unsorted_graph_is_sorted():
     x, y = value_info("x", np.float32, [2]), value_info("b", np.float32, [2])
-    cyclic = [helper.make_node("Relu", ["b"], ["a"], name="first"), helper.make_node("Relu", ["a"], ["b"], name="second")]
+    cyclic = [helper.make_node("Relu", ["b"], ["a"], name="first"),
+              helper.make_node("Relu", ["a"], ["b"], name="second")]
     model = helper.make_model(helper.make_graph(cyclic, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
     with pytest.raises(wb.ParseError, match=r"cycle.*'first'.*'second'"):
         wb.load_onnx(model)
-    unsorted = [helper.make_node("Neg", ["a"], ["b"], name="second"), helper.make_node("Relu", ["x"], ["a"], name="first")]
+    unsorted = [helper.make_node("Neg", ["a"], ["b"], name="second"),
+                helper.make_node("Relu", ["x"], ["a"], name="first")]
     model = helper.make_model(helper.make_graph(unsorted, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 18)])
     net = wb.load_onnx(model)
     assert [layer.name for layer in net.layers] == ["first", "second"]

@@ -59,7 +59,8 @@ def _unsupported_op(tmp_path):
 
 
 def _cycle(tmp_path):
-    nodes = [helper.make_node("Relu", ["b"], ["a"], name="first"), helper.make_node("Relu", ["a"], ["b"], name="second")]
+    nodes = [helper.make_node("Relu", ["b"], ["a"], name="first"),
+             helper.make_node("Relu", ["a"], ["b"], name="second")]
     graph = helper.make_graph(nodes, "g", [value_info("x", np.float32, [2])], [value_info("b", np.float32, [2])])
     return wb.load_onnx(_model_file(tmp_path, helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])))
 

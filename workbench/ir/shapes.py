@@ -202,8 +202,9 @@ def infer_shapes(net, evaluate: Callable | None = None, outer: Mapping | None = 
 def check_run_time_sizes(layer, arrays: list, limit: int | None = None) -> None:
     """Refuse, before its kernel allocates anything, a layer whose outputs would be over `limit` bytes.
 
-    For the ops of `limits.VALUE_SHAPED_OPS`, whose output size depends on input values known only
-    at run time: the op's own shape rule is applied to the actual inputs (small ones with values).
+    The op's own shape rule is applied to the actual inputs (small ones with their values): for the
+    ops of `limits.VALUE_SHAPED_OPS`, whose output size depends on input values known only at run
+    time, and for every layer of a subgraph, whose shapes may change from one iteration to the next.
     """
     infos = {}
     for name, a in zip(layer.inputs, arrays):

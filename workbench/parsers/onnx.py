@@ -135,7 +135,7 @@ def _external_nbytes(t: onnx.TensorProto, where: str) -> int:
     dtype = _dtype(t.data_type, where)
     count = math.prod(int(d) for d in t.dims)
     if count < 0:
-        raise ParseError(f"{where} has negative dims {list(t.dims)}")
+        raise ParseError(f"{where} has negative dims {list(t.dims)}; the model is corrupted: re-export it")
     bits = 4 if dtype in ("int4", "uint4", "float4_e2m1fn") else np_dtype(dtype).itemsize * 8
     nbytes = -(-count * bits // 8)
     limit = default_tensor_limit()

@@ -56,7 +56,6 @@ class GraphRunner:
                 local.pop(name, None)
         return [np.asarray(env[n]) for n in self.net.outputs]
 
-
     def _check_sizes(self, layer, args: list) -> None:
         """Refuse a layer whose outputs would be over the size limit, checking each new input signature once."""
         value_shaped = layer.op in VALUE_SHAPED_OPS

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .... import limits
 from ....errors import ExecutionError, ResourceLimitError
 from ....ir import dims
 from ....ir.opdefs.control import axes_of, scan_layout
-from ....limits import refuse_over_limit
 from ..graph import GraphRunner, run_graph
 from ..registry import kernel
 
@@ -45,8 +45,7 @@ def loop(trip_count=None, cond=None, *initial, body, scope):
 
 
 def _count_iteration(i: int) -> None:
-    from .... import limits  # read at each call: users may raise the cap
-
+    """Stop a loop that runs past limits.MAX_LOOP_ITERATIONS (read at each call: users may raise it)."""
     if i >= limits.MAX_LOOP_ITERATIONS:
         raise ResourceLimitError(f"the loop is still running after {i} iterations, the most allowed; the model "
                                  f"may never stop (or raise workbench.limits.MAX_LOOP_ITERATIONS)")
@@ -57,7 +56,8 @@ def _stack_up(stacks: list, values: list, names: list) -> None:
     body's values are checked one by one; what piles up over a million iterations is checked here)."""
     for stack, value, name in zip(stacks, values, names):
         stack.append(value)
-        refuse_over_limit(len(stack) * np.asarray(value).nbytes, f"scan output {name!r} after {len(stack)} iterations")
+        limits.refuse_over_limit(len(stack) * np.asarray(value).nbytes,
+                                 f"scan output {name!r} after {len(stack)} iterations")
 
 
 def _stacked(values: list, body, name: str, fed: list) -> np.ndarray:
