@@ -61,12 +61,23 @@ def _node_outputs(model) -> set:
     return {o for node in model.graph.node for o in node.output if o}
 
 
+def _forget_negative_dims(model) -> None:
+    """Make negative declared dims unknown: onnx's C++ shape inference aborts the whole process on them
+    (an assertion in its Slice rule, onnx 1.23), and files from elsewhere do declare them."""
+    graph = model.graph
+    for vi in [*graph.input, *graph.output, *graph.value_info]:
+        for d in vi.type.tensor_type.shape.dim:
+            if d.HasField("dim_value") and d.dim_value < 0:
+                d.Clear()
+
+
 def _with_outputs(model, names: list):
     """A copy of `model` whose graph outputs are `names` (typed where shape inference knows them)."""
     import onnx
 
     m = onnx.ModelProto()
     m.CopyFrom(model)
+    _forget_negative_dims(m)
     try:
         typed = {vi.name: vi for vi in onnx.shape_inference.infer_shapes(m).graph.value_info}
     except Exception:  # noqa: BLE001 - inference is a nicety here; untyped outputs still run

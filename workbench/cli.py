@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import io
 import json
 import os
 import pkgutil
@@ -29,6 +30,7 @@ import numpy as np
 
 from . import __version__
 from .errors import WorkbenchError
+from .fileio import atomic_write
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -174,7 +176,9 @@ def run_command(args) -> int:
         path = Path(args.output)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")  # what np.savez would write; say it plainly
-        np.savez(path, **outputs)
+        buffer = io.BytesIO()
+        np.savez(buffer, **outputs)
+        atomic_write(path, buffer.getvalue(), "outputs")  # an interrupted run leaves no half .npz
         print(f"wrote {path}")
     return EXIT_OK
 
@@ -226,7 +230,8 @@ def read_array_file(file: str):
                 return {k: value[k] for k in value.files}
         return value
     except (ValueError, OSError) as e:
-        why = "it holds Python objects; only numeric arrays are read" if "pickle" in str(e) else str(e)
+        why = ("it holds Python objects; only numeric arrays are read: save plain arrays with numpy.save"
+               if "pickle" in str(e) else str(e))
         raise UsageError(f"{file}: cannot be read as arrays ({why})") from None
 
 

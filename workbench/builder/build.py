@@ -111,12 +111,12 @@ def _bindings(net, shapes: dict) -> dict:
 
 
 def _check_sizes(net, storage: dict, cfg) -> None:
-    from ..limits import default_tensor_limit
+    from ..limits import default_tensor_limit, format_bytes
 
     limit = cfg.memory_limit or default_tensor_limit()
     for name, t in net.tensors.items():
         n = tensor_bytes(t.shape, storage.get(name, t.dtype))
         if n is not None and n > limit:
-            raise ResourceLimitError(f"tensor {name!r} would take {n / 2**30:.2f} GiB at shape {t.shape}, over "
-                                     f"the limit of {limit / 2**30:.2f} GiB; use smaller profile shapes or "
+            raise ResourceLimitError(f"tensor {name!r} would take {format_bytes(n)} at shape {t.shape}, over "
+                                     f"the limit of {format_bytes(limit)}; use smaller profile shapes or "
                                      f"raise BuilderConfig(memory_limit=...)")

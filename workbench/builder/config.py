@@ -13,6 +13,7 @@ from ..errors import ConfigError
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 DEVICES = ("cpu", "cuda", "auto")
+MAX_THREADS = 4096  # BLAS takes a C int; no host has more cores than this
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000**2, "mib": 1 << 20,
           "g": 1 << 30, "gb": 1000**3, "gib": 1 << 30, "t": 1 << 40, "tb": 1000**4, "tib": 1 << 40}
 
@@ -92,8 +93,8 @@ class BuilderConfig:
         if self.builder_optimization_level not in range(6):
             raise ConfigError(f"builder_optimization_level must be 0..5, got {self.builder_optimization_level!r}")
         if self.cpu_threads is not None and (isinstance(self.cpu_threads, bool) or not isinstance(
-                self.cpu_threads, int) or self.cpu_threads < 1):
-            raise ConfigError(f"cpu_threads must be a positive int or None, got {self.cpu_threads!r}")
+                self.cpu_threads, int) or not 1 <= self.cpu_threads <= MAX_THREADS):
+            raise ConfigError(f"cpu_threads must be an int from 1 to {MAX_THREADS}, or None, got {self.cpu_threads!r}")
         if self.max_batch is not None and (not _is_int(self.max_batch) or self.max_batch < 1):
             raise ConfigError(f"max_batch must be a positive int, got {self.max_batch!r}")
         if not isinstance(self.profiles, (list, tuple)):

@@ -75,16 +75,21 @@ def plan_memory(net, storage_dtypes: dict, input_shapes: dict | None = None) -> 
 
 
 def _place(sizes: dict, spans: dict) -> dict:
-    placed: list = []  # (offset, size, first, last)
+    placed: list = []  # (offset, size) in placement order
+    alive: dict = {}   # step -> indices into `placed` of the tensors alive at that step
     offsets = {}
     for name in sorted(sizes, key=lambda n: (-sizes[n], spans[n])):
         size, (first, last) = sizes[name], spans[name]
-        clashes = sorted((o, s) for o, s, f, l in placed if f <= last and first <= l)
+        # only tensors alive at one of this tensor's steps clash: found by step, not by scanning all
+        # placed tensors, so a 100k-layer chain plans in linear time
+        clashes = sorted({placed[k] for step in range(first, last + 1) for k in alive.get(step, ())})
         offset = 0
         for o, s in clashes:
             if offset + size <= o:
                 break
             offset = max(offset, o + s)
-        placed.append((offset, size, first, last))
+        for step in range(first, last + 1):
+            alive.setdefault(step, []).append(len(placed))
+        placed.append((offset, size))
         offsets[name] = (offset, size)
     return offsets

@@ -35,7 +35,7 @@ def _complete(net, profile: dict) -> dict:
     unknown = set(profile) - set(net.inputs)
     if unknown:
         raise ConfigError(f"profiles name {sorted(unknown)}, which are not inputs of the network; "
-                          f"inputs are {net.inputs}")
+                          f"use the input names {net.inputs}")
     out = {}
     for name in net.inputs:
         shape = net.tensors[name].shape

@@ -146,12 +146,18 @@ def evaluate(d: Dim, bindings: dict) -> Dim:
         return d
     if d in bindings:
         return int(bindings[d])
+    if len(d) > MAX_EXPRESSION:
+        return d  # no real dim is this long; parsing absurd input would only cost time and memory
     try:
         value = _eval_node(ast.parse(d, mode="eval").body, bindings)
-    except (SyntaxError, KeyError, ValueError, TypeError, ZeroDivisionError, RecursionError):
+        return int(value)
+    # MemoryError: the parser's own stack overflowing on deep nesting (e.g. "------1"), not the machine's
+    except (SyntaxError, KeyError, ValueError, TypeError, ZeroDivisionError, RecursionError, OverflowError,
+            MemoryError):
         return d
-    return int(value)
 
+
+MAX_EXPRESSION = 10_000  # characters
 
 _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.FloorDiv: operator.floordiv, ast.Div: operator.truediv}

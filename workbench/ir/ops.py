@@ -12,6 +12,7 @@ by `load_all()`, so adding an op never touches a hand-kept list.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -93,4 +94,13 @@ def attributes(spec: OpSpec, attrs: dict, where: str) -> dict:
     if unknown:
         raise ValidationError(f"{where}: op {spec.name} has no attribute(s) {sorted(unknown)}; "
                               f"known: {sorted(spec.defaults)}")
+    for name, value in attrs.items():
+        kind = _KINDS.get(type(spec.defaults[name]))
+        if kind is not None and value is not None and not isinstance(value, kind[0]):
+            raise ValidationError(f"{where}: attribute {name!r} of {spec.name} must be {kind[1]}, got "
+                                  f"{type(value).__name__} {str(value)[:40]!r}; the model is malformed")
     return {**spec.defaults, **attrs}
+
+
+# An attribute whose default is an int, float or str must hold one (a file may give any type).
+_KINDS = {int: (numbers.Integral, "an int"), float: (numbers.Real, "a number"), str: (str, "a string")}

@@ -5,6 +5,9 @@ so that the Shape -> Gather -> Concat -> Reshape chains of torch exports keep ex
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import math
 from collections import ChainMap
 from dataclasses import dataclass
 from typing import Callable, Mapping
@@ -13,7 +16,7 @@ import numpy as np
 
 from ..dtypes import np_dtype
 from ..errors import ResourceLimitError, ShapeError, ValidationError, WorkbenchError
-from ..limits import default_tensor_limit
+from ..limits import default_tensor_limit, format_bytes
 from .ops import Info, attributes, spec_for
 
 # Constant values up to this many elements are propagated through layers (shape arithmetic);
@@ -88,6 +91,10 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     missing = [n for n, i in zip(layer.inputs, ins) if n and i is None]
     if missing:
         raise ValidationError(f"layer {layer.name!r} ({layer.op}) reads {missing}, which nothing produces")
+    omitted = [i for i in range(min(_required_inputs(rule), len(ins))) if ins[i] is None]
+    if omitted:
+        raise ShapeError(f"layer {layer.name!r} ({layer.op}): input {omitted[0]} is required but its name is "
+                         f"empty (omitted); the model is malformed")
     try:
         outs = rule(*ins, **attrs)
     except WorkbenchError as e:
@@ -95,6 +102,10 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     except (TypeError, ValueError, IndexError, KeyError, ZeroDivisionError, OverflowError) as e:
         raise ShapeError(f"layer {layer.name!r} ({layer.op}): cannot infer output shapes: {e}") from None
     outs = list(outs) if isinstance(outs, (list, tuple)) and not isinstance(outs, Info) else [outs]
+    named = max((i + 1 for i, n in enumerate(layer.outputs) if n), default=0)
+    if len(outs) < named:  # e.g. a Loop whose body returns fewer values than the node has outputs
+        raise ShapeError(f"layer {layer.name!r} ({layer.op}) gives {len(outs)} outputs but the model names {named}: "
+                         f"{layer.outputs}")
     _check_limit(layer, outs, limit if limit is not None else default_tensor_limit())
     # Layers with subgraphs are not evaluated here: their bodies may read more than their inputs.
     if evaluate is not None and not scoped and _all_small_constants(ins) and _all_small(outs):
@@ -106,10 +117,32 @@ def infer_outputs(layer, infos: dict, evaluate: Callable | None = None, limit: i
     return outs
 
 
+@functools.lru_cache(maxsize=None)
+def _required_inputs(rule) -> int:
+    """How many leading inputs a shape rule requires (positional parameters without a default)."""
+    try:
+        params = inspect.signature(rule).parameters.values()
+    except (TypeError, ValueError):
+        return 0
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return sum(1 for p in positional if p.default is p.empty)
+
+
+def _min_elements(info) -> int | None:
+    """Elements of a tensor at its smallest non-empty size: symbolic dims count as 1.
+
+    None for a negative dim: no such tensor can be made (the kernel says so if the layer ever runs;
+    shapes inferred for an If branch that is never taken may well be impossible)."""
+    if info is None or info.shape is None:
+        return None
+    static = [int(d) for d in info.shape if isinstance(d, (int, np.integer))]
+    return None if any(d < 0 for d in static) else math.prod(static)
+
+
 def _elements(info) -> int | None:
     if info is None or info.shape is None or not all(isinstance(d, (int, np.integer)) for d in info.shape):
         return None
-    return int(np.prod([int(d) for d in info.shape], dtype=object))
+    return math.prod(int(d) for d in info.shape)  # Python ints: absurd dims must not wrap around
 
 
 def _all_small(outs) -> bool:
@@ -117,12 +150,13 @@ def _all_small(outs) -> bool:
 
 
 def _check_limit(layer, outs, limit: int) -> None:
+    where = "graph input" if isinstance(layer, _GraphInput) else f"layer {layer.name!r} ({layer.op}): output"
     for name, info in zip(layer.outputs, outs):
-        n = _elements(info)
+        n = _min_elements(info)  # a static part already over the limit is refused, whatever the rest
         if n is not None and n * _itemsize(info.dtype) > limit:
             raise ResourceLimitError(
-                f"layer {layer.name!r} ({layer.op}): output {name!r} would have shape {tuple(info.shape)} "
-                f"({n * _itemsize(info.dtype) / 2**30:.1f} GiB), over the limit of {limit / 2**30:.1f} GiB; "
+                f"{where} {name!r} would have shape {tuple(info.shape)} "
+                f"({format_bytes(n * _itemsize(info.dtype))}), over the limit of {format_bytes(limit)}; "
                 f"the model is malformed or needs smaller shapes (or raise the limit with "
                 f"workbench.limits.set_tensor_limit)")
 
@@ -163,6 +197,21 @@ def infer_shapes(net, evaluate: Callable | None = None, outer: Mapping | None = 
                 infos[name] = info
                 _record(net, name, info)
     return infos
+
+
+def check_run_time_sizes(layer, arrays: list, limit: int | None = None) -> None:
+    """Refuse, before its kernel allocates anything, a layer whose outputs would be over `limit` bytes.
+
+    The op's own shape rule is applied to the actual inputs (small ones with their values): for the
+    ops of `limits.VALUE_SHAPED_OPS`, whose output size depends on input values known only at run
+    time, and for every layer of a subgraph, whose shapes may change from one iteration to the next.
+    """
+    infos = {}
+    for name, a in zip(layer.inputs, arrays):
+        if name and a is not None:
+            small = isinstance(a, np.ndarray) and a.size <= PROPAGATE_LIMIT
+            infos[name] = Info(_dtype_name(a.dtype), tuple(a.shape), a if small else None)
+    infer_outputs(layer, infos, None, limit)
 
 
 class _GraphInput:

@@ -36,6 +36,11 @@ def attribute_value(attr: onnx.AttributeProto, where: str = "", subgraph=None):
 
 
 def tensor_to_array(t: onnx.TensorProto, where: str = "") -> np.ndarray:
+    """The tensor's data; its external data must have been read already (only a file has a folder)."""
+    if t.data_location == onnx.TensorProto.EXTERNAL:
+        # onnx would read it relative to the process's working directory: never for untrusted input
+        raise ParseError(f"{where}: tensor {t.name!r} keeps its data in an external file; load the model "
+                         f"from its file path so workbench reads the data from the model's folder")
     try:
         return np.array(numpy_helper.to_array(t))
     except Exception as e:  # noqa: BLE001 - protobuf/numpy raise many kinds on malformed data

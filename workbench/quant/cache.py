@@ -87,8 +87,13 @@ def read_cache(path, network=None, kind: str | None = None) -> dict:
 
 
 def _read_lines(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"calibration cache {path} cannot be read ({e}); delete it to recalibrate") from None
     scales = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()[1:], start=2):
+    # split on "\n" only, as written: splitlines() would also split names holding \x1c..\x1e or \x85
+    for number, line in enumerate(text.split("\n")[1:], start=2):
         if not line.strip():
             continue
         name, sep, value = line.rpartition(": ")

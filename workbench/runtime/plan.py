@@ -11,6 +11,7 @@ is ever executed: kernels are rebuilt from recipes by workbench's own code.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import struct
@@ -19,8 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..builder.config import MAX_THREADS, PRECISIONS, BuilderConfig
 from ..builder.memory import MemoryPlan
-from ..dtypes import np_dtype
+from ..dtypes import _EXTRA, np_dtype
 from ..errors import PlanFormatError, PluginError, WorkbenchError
 from ..fileio import atomic_write
 from ..ir import Layer, Network, Tensor
@@ -130,6 +132,7 @@ def deserialize(data: bytes, where: str = "plan") -> Engine:
                         memory, header["config"], header["device"], header["report"],
                         dict(header.get("tactic_params", {})), dict(header.get("storage_dtypes", {})))
         net.validate()
+        _check_engine(engine, where)
     except PluginError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
@@ -147,7 +150,8 @@ def _split(data: bytes, where: str):
         raise PlanFormatError(f"{where}: {len(data)} bytes is too short for a plan file (truncated?)")
     magic, version, head_len = _PREFIX.unpack_from(data)
     if magic != MAGIC:
-        raise PlanFormatError(f"{where}: not a workbench plan file (bad magic {magic!r})")
+        raise PlanFormatError(f"{where}: not a workbench plan file (bad magic {magic!r}); give the path of a "
+                              f"plan written by engine.save() or `workbench build`")
     if version > FORMAT_VERSION:
         raise PlanFormatError(f"{where}: plan format version {version} is newer than this workbench reads "
                               f"({FORMAT_VERSION}); upgrade workbench or rebuild the plan")
@@ -155,15 +159,16 @@ def _split(data: bytes, where: str):
         raise PlanFormatError(f"{where}: plan format version {version} is not valid")
     if _PREFIX.size + head_len + _DIGEST > len(data):
         raise PlanFormatError(f"{where}: the header claims {head_len} bytes but the file has only {len(data)} "
-                              f"(truncated or corrupted)")
+                              f"(truncated or corrupted); copy the plan again or rebuild it")
     body, digest = data[:-_DIGEST], data[-_DIGEST:]
     if hashlib.sha256(body).digest() != digest:
         raise PlanFormatError(f"{where}: checksum mismatch: the file is corrupted or was modified; rebuild it")
     try:
         header = json.loads(body[_PREFIX.size:_PREFIX.size + head_len].decode("utf-8"),
                             object_hook=_json_object)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as e:
-        raise PlanFormatError(f"{where}: the plan header is not valid JSON ({type(e).__name__}: {e})") from None
+    except (ValueError, TypeError, KeyError, RecursionError) as e:  # a bad array entry; absurdly nested JSON
+        raise PlanFormatError(f"{where}: the plan header is not valid JSON ({type(e).__name__}: {e}); "
+                              f"rebuild the plan") from None
     start = _PREFIX.size + head_len
     start += -start % _ALIGN
     return header, memoryview(body)[start:]
@@ -180,13 +185,17 @@ def _weights(entries: list, blob, where: str) -> dict:
     """{graph path (a tuple; () for the main graph): {weight name: array}} from the weights section."""
     weights: dict = {}
     for e in entries:
+        if not _is_dtype(e["dtype"]):
+            raise PlanFormatError(f"{where}: weight {e['name']!r} has dtype {e['dtype']!r}, not a numeric type; "
+                                  f"the plan is corrupted or forged: rebuild it")
         dtype = np_dtype(e["dtype"])
         shape = tuple(int(d) for d in e["shape"])
         count = int(np.prod(shape, dtype=np.int64))
         offset, nbytes = int(e["offset"]), int(e["nbytes"])
         if count < 0 or nbytes != count * dtype.itemsize or offset < 0 or offset + nbytes > len(blob):
             raise PlanFormatError(f"{where}: weight {e['name']!r} ({e['dtype']}{list(shape)}) claims bytes "
-                                  f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section")
+                                  f"{offset}..{offset + nbytes} of a {len(blob)}-byte weights section; the plan "
+                                  f"is corrupted: rebuild it")
         arr = np.frombuffer(blob, dtype=dtype.newbyteorder("<"), count=count, offset=offset)
         path = tuple(str(p) for p in e.get("graph", ()))
         weights.setdefault(path, {})[e["name"]] = arr.astype(dtype, copy=False).reshape(shape)
@@ -214,6 +223,71 @@ def _network_from_json(d: dict, weights: dict, path: tuple = ()) -> Network:
 
 def _is_network(value) -> bool:
     return isinstance(value, dict) and set(value) == {"__network__"}
+
+
+def _check_engine(engine: Engine, where: str) -> None:
+    """Types and cross-references the runners rely on. The checksum stops accidents, not forgers: a
+    hand-made header must fail here with a clear message rather than deep inside a backend."""
+    net = engine.network
+    edges = [*net.inputs, *net.outputs,
+             *(n for layer in net.layers for n in [*layer.inputs, *layer.outer_reads(), *layer.outputs])]
+    undeclared = sorted({n for n in edges if n and n not in net.tensors})
+    bad_tensors = [t.name for t in net.tensors.values()
+                   if not _is_dtype(t.dtype) or not (t.shape is None or all(_is_dim(d) for d in t.shape))]
+    checks = [
+        (all(isinstance(n, str) for n in edges), "tensor names must be strings"),
+        (not undeclared, f"tensors {undeclared[:5]} are used by layers but not declared"),
+        (not bad_tensors, f"tensors {bad_tensors[:5]} have a non-numeric dtype or an invalid shape"),
+        (engine.backend in ("cpu", "cuda"), f"backend {engine.backend!r} is not cpu or cuda"),
+        (all(isinstance(v, str) for v in engine.tactics.values()), "tactic names must be strings"),
+        (all(v in PRECISIONS for v in engine.precisions.values()), f"precisions must be among {PRECISIONS}"),
+        (all(_is_dtype(v) for v in engine.storage_dtypes.values()), "storage dtypes must be numeric types"),
+        (all(isinstance(d, dict) for d in (engine.config, engine.device, engine.report, engine.tactic_params)),
+         "config, device, report and tactic_params must be objects"),
+        (_is_config(engine.config), "the build config has values a BuilderConfig refuses"),
+        (_is_thread_count(engine.report.get("blas_threads", 1)), "the report's blas_threads is not a thread count"),
+        (all(_is_profile(p, net.inputs) for p in engine.profiles),
+         "each profile must give (min, opt, max) shapes of one rank for inputs of the network"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise PlanFormatError(f"{where}: the plan header is inconsistent: {what}; rebuild the plan")
+
+
+def _is_config(config) -> bool:
+    """Whether the stored build config passes BuilderConfig's own checks (runners read its values)."""
+    if not isinstance(config, dict):
+        return False
+    known = {f.name for f in dataclasses.fields(BuilderConfig)} - {"calibrator"}
+    try:
+        BuilderConfig(**{k: v for k, v in config.items() if k in known})
+        return True
+    except (WorkbenchError, TypeError, ValueError, AttributeError):
+        return False
+
+
+def _is_thread_count(n) -> bool:
+    return isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= MAX_THREADS
+
+
+def _is_profile(profile: dict, inputs: list) -> bool:
+    return set(profile) <= set(inputs) and all(
+        len(triple) == 3 and len({len(s) for s in triple}) == 1 and all(d >= 0 for s in triple for d in s)
+        for triple in profile.values())
+
+
+def _is_dim(d) -> bool:
+    return isinstance(d, str) or (isinstance(d, int) and not isinstance(d, bool) and d >= 0)
+
+
+def _is_dtype(name) -> bool:
+    """A numeric or bool dtype name (numpy's, or ml_dtypes' small floats and ints): never object or str."""
+    if not isinstance(name, str):
+        return False
+    try:
+        return name in _EXTRA or np_dtype(name).kind in "biufc"
+    except Exception:  # noqa: BLE001 - anything np.dtype refuses is not a dtype
+        return False
 
 
 def _check_plugins(names: list, where: str) -> None:

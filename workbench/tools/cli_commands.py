@@ -128,12 +128,13 @@ def _dataset(path: str | None, input_name: str):
     """(x, y) from an .npz, or [{input: x}] when it has no labels."""
     if not path:
         return None
-    import numpy as np
+    from ..cli import read_array_file  # the one reader of user array files: it never unpickles
 
-    with np.load(path) as data:
-        if "x" not in data:
-            raise WorkbenchError(f"{path}: needs an array named 'x' (and 'y' for labels); it has {list(data)}")
-        return (data["x"], data["y"]) if "y" in data else [{input_name: data["x"]}]
+    data = read_array_file(path)
+    if not isinstance(data, dict) or "x" not in data:
+        raise WorkbenchError(f"{path}: needs an .npz with an array named 'x' (and 'y' for labels); it has "
+                             f"{sorted(data) if isinstance(data, dict) else 'a single array'}")
+    return (data["x"], data["y"]) if "y" in data else [{input_name: data["x"]}]
 
 
 @_reports_errors

@@ -14,6 +14,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from workbench.errors import ConfigError
+from workbench.fileio import atomic_write
 
 #: Oldest opset the zoo writes: Unsqueeze/Squeeze take axes as an input from 13 on.
 MIN_OPSET = 13
@@ -155,8 +156,7 @@ class GraphWriter:
         onnx.checker.check_model(data, full_check=True)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return path
+        return atomic_write(path, data, "ONNX model")  # an interrupted write leaves no half model
 
     def rename(self, tensor: str, name: str) -> str:
         """Make the node producing `tensor` write `name` instead (for graph outputs)."""

@@ -12,6 +12,8 @@ import threadpoolctl
 from ...builder.precision import MATMUL_OPS
 from ...dtypes import LOW_FLOATS, np_dtype
 from ...errors import UnsupportedError, WorkbenchError
+from ...ir.shapes import check_run_time_sizes
+from ...limits import VALUE_SHAPED_OPS, default_tensor_limit
 from .evaluate import call, resolve, upcast
 from .precision import STORAGE, round_tf32
 from .registry import needs_scope, tactics_for
@@ -153,14 +155,20 @@ def _sample(net, name: str, shape):
 def _time(fn, args, attrs: dict, methods, iterations: int, clock) -> dict:
     """{method: best time in ms}; the methods take turns, so that bursts of load hit them alike.
 
-    Rounds stop early once a layer has had _TIMING_BUDGET_S (at least two timed rounds each).
+    Rounds stop early once a layer has had _TIMING_BUDGET_S (at least two timed rounds each). A method
+    that fails on these inputs scores infinity (the layer's own error surfaces when it runs).
     """
     best = dict.fromkeys(methods, float("inf"))
+    failed = set()
     start = time.perf_counter()
     for i in range(iterations + 1):  # the first round warms up
-        for m in methods:
+        for m in (m for m in methods if m not in failed):
             t0 = clock()
-            fn(*args, **attrs, method=m)
+            try:
+                fn(*args, **attrs, method=m)
+            except Exception:  # noqa: BLE001 - whatever a kernel raises on these inputs, it is not chosen
+                failed.add(m)
+                continue
             if i:
                 best[m] = min(best[m], clock() - t0)
         if i >= 2 and time.perf_counter() - start > _TIMING_BUDGET_S:
@@ -172,13 +180,15 @@ def _time(fn, args, attrs: dict, methods, iterations: int, clock) -> dict:
 class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
-    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "upcast", "tf32", "lowp", "scope")
+    __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "upcast", "tf32", "lowp", "scope",
+                 "size_limit")
 
-    def __init__(self, layer, fn, attrs, dtypes, free, upcast, tf32, lowp, scope=None):
+    def __init__(self, layer, fn, attrs, dtypes, free, upcast, tf32, lowp, scope=None, size_limit=None):
         self.layer, self.fn, self.attrs = layer, fn, attrs
         self.inputs, self.outputs = layer.inputs, layer.outputs
         self.dtypes, self.free, self.tf32, self.lowp = dtypes, free, tf32, lowp
         self.upcast = upcast  # per input: a float32 tensor of the model maybe held in fp16/bf16 (None: no such input)
+        self.size_limit = size_limit  # bytes, for layers whose output size depends on input values
         self.scope = scope  # for kernels with subgraphs: [(outer name its subgraphs read, is float32)]
 
     def keywords(self, env: dict) -> dict:
@@ -188,8 +198,13 @@ class Step:
         return {**self.attrs, "scope": {n: upcast(env[n]) if f32 else env[n] for n, f32 in self.scope}}
 
     def arguments(self, env: dict) -> list:
-        """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32."""
+        """The kernel's inputs: float32 values rounded to the layer's precision, then computed in float32.
+
+        A layer of VALUE_SHAPED_OPS is first checked: outputs over the size limit are refused here.
+        """
         args = [env[n] if n else None for n in self.inputs]
+        if self.size_limit is not None:
+            check_run_time_sizes(self.layer, args, self.size_limit)
         if self.lowp is not None:
             args = [a.astype(self.lowp) if a is not None and a.dtype == np.float32 else a for a in args]
         if self.upcast is not None:
@@ -243,6 +258,7 @@ def _compile(engine) -> list:
     for i, layer in enumerate(net.layers):
         for name in layer.reads():  # a subgraph's outer reads keep a value alive too
             last_use[name] = i
+    limit = engine.config.get("memory_limit") or default_tensor_limit()
     steps = []
     for i, layer in enumerate(net.layers):
         fn, attrs = resolve(layer)
@@ -256,7 +272,9 @@ def _compile(engine) -> list:
         tf32 = precision == "tf32" and layer.op in MATMUL_OPS
         lowp = np_dtype(STORAGE[precision]) if precision in STORAGE else None
         scope = [(n, net.tensors[n].dtype == "float32") for n in layer.outer_reads()] if needs_scope(layer) else None
-        steps.append(Step(layer, fn, attrs, dtypes, free, _upcasts(engine, layer, lowp), tf32, lowp, scope))
+        guarded = layer.op in VALUE_SHAPED_OPS and layer.domain in ("", "ai.onnx")
+        steps.append(Step(layer, fn, attrs, dtypes, free, _upcasts(engine, layer, lowp), tf32, lowp, scope,
+                          limit if guarded else None))
     return steps
 
 

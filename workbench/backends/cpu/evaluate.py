@@ -42,8 +42,15 @@ def call(fn, attrs: dict, layer, args: list) -> list:
     except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError, MemoryError,
             np.linalg.LinAlgError, AttributeError) as e:
         raise ExecutionError(f"layer {layer.name!r} ({layer.op}) failed on inputs of shapes "
-                             f"{[getattr(a, 'shape', None) for a in args]}: {type(e).__name__}: {e}") from None
+                             f"{[getattr(a, 'shape', None) for a in args]}: {type(e).__name__}: {e}; check the "
+                             f"values this layer is given (inputs, shapes, attributes) against the ONNX "
+                             f"definition of {layer.op}") from None
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    named = max((i + 1 for i, n in enumerate(layer.outputs) if n), default=0)
+    if len(outs) < named:  # e.g. a Loop whose body returns fewer values than the node has outputs
+        raise ExecutionError(f"layer {layer.name!r} ({layer.op}) produced {len(outs)} outputs but the model names "
+                             f"{named}: {layer.outputs}; the model is malformed: check the op's outputs (and "
+                             f"those of its subgraphs)")
     return [np.asarray(o) if o is not None else None for o in outs]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from ...fileio import atomic_write
 from .device import cp
 
 INNER = 3     # calls per graph replay
@@ -95,16 +95,8 @@ class TimingCache:
     def save(self) -> None:
         if not self.path or not self.dirty:
             return
-        folder = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         devices = dict(self._others)
         devices[self.device] = self.entries
-        fd, tmp = tempfile.mkstemp(prefix=".timing.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"format": self.FORMAT, "devices": devices}, f)
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(self.path, json.dumps({"format": self.FORMAT, "devices": devices}), "timing cache")
         self.dirty = False

@@ -8,7 +8,7 @@ from __future__ import annotations
 from .. import dims
 from ...errors import ShapeError
 from ..ops import Info, op
-from ..rules import same_as, shape_tensor, static_ints, symbolic_value
+from ..rules import _VALUE_LIMIT, same_as, shape_tensor, static_ints, symbolic_value
 
 # Slice ends at or beyond this mean "to the end" (exporters write INT32_MAX or INT64_MAX).
 _TO_END = 2**31 - 1
@@ -204,8 +204,11 @@ def tile(x, repeats):
         return _fresh_like(x, None, "tile")
     if len(reps) != len(x.shape):
         raise ShapeError(f"Tile repeats {list(reps)} must have one entry per dim of {x.shape}")
+    if any(isinstance(r, int) and r < 0 for r in reps):
+        raise ShapeError(f"Tile repeats {list(reps)} must not be negative")
     value = symbolic_value(x) if len(x.shape) == 1 else None
-    if value is not None and isinstance(reps[0], int):
+    # only a small result keeps its value: repeating a tuple by an absurd count would eat the memory
+    if value is not None and isinstance(reps[0], int) and len(value) * reps[0] <= _VALUE_LIMIT:
         return shape_tensor(value * reps[0], dtype=x.dtype)
     return Info(x.dtype, tuple(dims.mul(d, r) for d, r in zip(x.shape, reps)))
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....errors import ExecutionError
+from .... import limits
+from ....errors import ExecutionError, ResourceLimitError
 from ....ir import dims
 from ....ir.opdefs.control import axes_of, scan_layout
 from ..graph import GraphRunner, run_graph
@@ -34,13 +35,29 @@ def loop(trip_count=None, cond=None, *initial, body, scope):
     go = True if cond is None else _flag(cond, "Loop's condition")
     values, scans, i = list(initial), [[] for _ in body.outputs[1 + n:]], 0
     while go and (limit is None or i < limit):
+        _count_iteration(i)
         outs = runner.run(dict(zip(body.inputs, [np.array(i, np.int64), np.array(go), *values])), scope)
         go, values = _flag(outs[0], "Loop body's condition output"), outs[1:1 + n]
-        for stack, value in zip(scans, outs[1 + n:]):
-            stack.append(value)
+        _stack_up(scans, outs[1 + n:], body.outputs[1 + n:])
         i += 1
     fed = [None, None, *(np.shape(v) for v in initial)]
     return (*values, *(_stacked(s, body, name, fed) for s, name in zip(scans, body.outputs[1 + n:])))
+
+
+def _count_iteration(i: int) -> None:
+    """Stop a loop that runs past limits.MAX_LOOP_ITERATIONS (read at each call: users may raise it)."""
+    if i >= limits.MAX_LOOP_ITERATIONS:
+        raise ResourceLimitError(f"the loop is still running after {i} iterations, the most allowed; the model "
+                                 f"may never stop (or raise workbench.limits.MAX_LOOP_ITERATIONS)")
+
+
+def _stack_up(stacks: list, values: list, names: list) -> None:
+    """Append one iteration's scan outputs, refusing a stack that would grow past the size limit (a
+    body's values are checked one by one; what piles up over a million iterations is checked here)."""
+    for stack, value, name in zip(stacks, values, names):
+        stack.append(value)
+        limits.refuse_over_limit(len(stack) * np.asarray(value).nbytes,
+                                 f"scan output {name!r} after {len(stack)} iterations")
 
 
 def _stacked(values: list, body, name: str, fed: list) -> np.ndarray:
@@ -98,8 +115,7 @@ def _scan(runner, states: list, seqs: list, scope) -> tuple:
     for t in range(length):
         values = runner.run(dict(zip(body.inputs, [*states, *(s[t] for s in seqs)])), scope)
         states = values[:n]
-        for stack, value in zip(outs, values[n:]):
-            stack.append(value)
+        _stack_up(outs, values[n:], body.outputs[n:])
     return states, [_stacked(o, body, name, fed) for o, name in zip(outs, body.outputs[n:])]
 
 
