@@ -3,12 +3,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import ShapeError, UnsupportedError
-from workbench.ir.ops import Info, attributes, spec_for
-
-
-def rule(op, *inputs, **attrs):
-    spec = spec_for(op)
-    return spec.shape_rule(*inputs, **attributes(spec, attrs, op))
+from tests.ir.shape_rules import rule
+from workbench.ir.ops import Info
 
 
 def scalar(v, dtype="int64"):

@@ -3,17 +3,8 @@ import numpy as np
 import pytest
 
 from workbench.errors import ShapeError
-from workbench.ir.ops import Info, attributes, spec_for
-
-
-def rule(op, *inputs, **attrs):
-    spec = spec_for(op)
-    return spec.shape_rule(*inputs, **attributes(spec, attrs, op))
-
-
-def i64(*values):
-    array = np.array(values, np.int64)
-    return Info("int64", array.shape, array)
+from tests.ir.shape_rules import rule, i64
+from workbench.ir.ops import Info
 
 
 X = Info("float32", ("batch", 3, "h", 8))

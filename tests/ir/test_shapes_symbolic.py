@@ -3,14 +3,10 @@ import numpy as np
 import pytest
 
 from workbench.ir.network import Network
-from workbench.ir.ops import Info, attributes, spec_for
+from tests.ir.shape_rules import rule
+from workbench.ir.ops import Info
 from workbench.ir.rules import shape_tensor, static_ints, symbolic_value
 from workbench.ir.shapes import infer_shapes
-
-
-def rule(op, *inputs, **attrs):
-    spec = spec_for(op)
-    return spec.shape_rule(*inputs, **attributes(spec, attrs, op))
 
 
 def const(*values, scalar=False):

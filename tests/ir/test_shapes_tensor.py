@@ -4,19 +4,10 @@ import numpy as np
 import pytest
 
 from workbench.errors import ShapeError
-from workbench.ir.ops import Info, attributes, spec_for
+from tests.ir.shape_rules import rule, i64
+from workbench.ir.ops import Info
 
 BIG = 2**63 - 1
-
-
-def rule(op, *inputs, **attrs):
-    spec = spec_for(op)
-    return spec.shape_rule(*inputs, **attributes(spec, attrs, op))
-
-
-def i64(*values):
-    array = np.array(values, np.int64)
-    return Info("int64", array.shape, array)
 
 
 X = Info("float32", ("batch", "seq", 12, 64))
