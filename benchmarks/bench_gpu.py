@@ -4,7 +4,8 @@ torch.compile (reduce-overhead, fp16), on the same models, the same weights and 
     python benchmarks/bench_gpu.py --cases resnet50:1,256 bert:1,64 mobilenetv2:1,64 --out results.json
     python benchmarks/bench_gpu.py --cases resnet50:1 --device cpu --iters 3     # a smoke test without a GPU
 
-Each model is defined in plain PyTorch (benchmarks/torch_models.py), exported to ONNX once, and built
+Each model is defined in plain PyTorch (tests/models/torch_models.py, picked by name in
+benchmarks/torch_models.py), exported to ONNX once (opset 17, dynamic batch), and built
 by workbench at the requested precision with an optimization profile of (1, batch, batch). Latency is
 timed per request (CUDA events around one call, synchronised), after a warm-up, over input sets
 drawn fresh and rotated; reported as the median (p50) and 99th percentile; throughput = batch / p50.
@@ -316,10 +317,11 @@ def main(argv=None) -> int:
     models: dict = {}
     for name, batch in parse_cases(args.cases):
         if name not in models:
-            model = tm.make(name).to(args.device)
+            model = tm.make(name, args.seq)
             onnx_path = str(workdir / f"{name}.onnx")
             t0 = time.perf_counter()
-            tm.export(tm.make(name), name, onnx_path, batch=1, seq=args.seq)
+            model.export(onnx_path)  # on the CPU, before the move: the legacy exporter at opset 17
+            model.to(args.device)
             log(f"{name}: exported to ONNX in {time.perf_counter() - t0:.1f} s")
             models[name] = (model, onnx_path)
         model, onnx_path = models[name]

@@ -1,11 +1,13 @@
-"""Plain-torch reference models (no torchvision) and their ONNX export, for tests only.
+"""Plain-torch reference models (no torchvision) and their ONNX export, for tests and benchmarks.
 
-ResNet-50 v1.5, MobileNetV2, EfficientNet-B0 and a small BERT encoder, each an
-`nn.Module` with `export(path, dynamo)`: dynamo=False uses torch's legacy
-TorchScript exporter (opset 17, dynamic_axes), dynamo=True the torch.export-based
-exporter (onnxscript, dynamic_shapes). Both mark dim 0 of every input and output
-as "batch". Models come out in eval mode with seeded weights and randomised
-BatchNorm statistics, so BN folding changes real numbers.
+ResNet-50 v1.5, MobileNetV2, EfficientNet-B0 and a BERT encoder (small by default,
+BERT-base as `SmallBert(**BERT_BASE)`), each an `nn.Module` with `export(path, dynamo)`:
+dynamo=False uses torch's legacy TorchScript exporter (opset 17, dynamic_axes),
+dynamo=True the torch.export-based exporter (onnxscript, dynamic_shapes). Both mark
+dim 0 of every input and output as "batch". Models come out in eval mode with seeded
+weights and randomised BatchNorm statistics, so BN folding changes real numbers.
+benchmarks/bench_gpu.py builds its models from these classes too (by name, through
+benchmarks/torch_models.py).
 
 Example: ResNet50().export("/tmp/r50.onnx", dynamo=False)
 """
@@ -49,7 +51,13 @@ class Exportable(nn.Module):
         with warnings.catch_warnings():
             # The legacy exporter's deprecation notice and torch.export's internal FutureWarnings.
             warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
-            torch.onnx.export(self, args, str(path), dynamo=dynamo, **common, **kwargs)
+            try:
+                torch.onnx.export(self, args, str(path), dynamo=dynamo, **common, **kwargs)
+            except TypeError:
+                if dynamo:
+                    raise
+                # A torch before 2.5 has no `dynamo` switch; its only exporter is the legacy one.
+                torch.onnx.export(self, args, str(path), **common, **kwargs)
         return path
 
 
@@ -236,12 +244,12 @@ class SelfAttention(nn.Module):
 
 
 class EncoderLayer(nn.Module):
-    """Post-LN transformer layer with a GELU feed-forward."""
+    """Post-LN transformer layer with a GELU feed-forward of width `intermediate`."""
 
-    def __init__(self, hidden: int, heads: int):
+    def __init__(self, hidden: int, heads: int, intermediate: int):
         super().__init__()
         self.attn, self.ln1 = SelfAttention(hidden, heads), nn.LayerNorm(hidden, eps=1e-12)
-        self.ffn = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.GELU(), nn.Linear(4 * hidden, hidden))
+        self.ffn = nn.Sequential(nn.Linear(hidden, intermediate), nn.GELU(), nn.Linear(intermediate, hidden))
         self.ln2 = nn.LayerNorm(hidden, eps=1e-12)
 
     def forward(self, x, bias):
@@ -249,22 +257,32 @@ class EncoderLayer(nn.Module):
         return self.ln2(x + self.ffn(x))
 
 
+# Hugging Face's bert-base-uncased shape; `seq` (the export's sequence length) is left to the caller.
+BERT_BASE = dict(layers=12, hidden=768, heads=12, intermediate=3072, vocab=30522, max_positions=512)
+
+
 class SmallBert(Exportable):
-    """BERT encoder: 2 layers, hidden 128, 4 heads, seq 64; outputs last_hidden_state and pooler_output."""
+    """BERT encoder: 2 layers, hidden 128, 4 heads, seq 64 by default; SmallBert(**BERT_BASE) is BERT-base.
+
+    Outputs last_hidden_state and, with `pooler` (the default), pooler_output. `seq` is the sequence
+    length of the example inputs, so of the export; `intermediate` defaults to 4 * hidden.
+    """
 
     input_names = ("input_ids", "attention_mask")
-    output_names = ("last_hidden_state", "pooler_output")
 
     def __init__(self, layers: int = 2, hidden: int = 128, heads: int = 4, seq: int = 64,
-                 vocab: int = 1000, seed: int = 0):
+                 vocab: int = 1000, intermediate: int | None = None, max_positions: int = 512,
+                 pooler: bool = True, seed: int = 0):
         super().__init__()
         self.seq, self.vocab = seq, vocab
-        self.word_emb, self.pos_emb, self.type_emb = (nn.Embedding(vocab, hidden), nn.Embedding(512, hidden),
-                                                   nn.Embedding(2, hidden))
+        self.output_names = ("last_hidden_state", "pooler_output")[:2 if pooler else 1]
+        self.word_emb, self.pos_emb = nn.Embedding(vocab, hidden), nn.Embedding(max_positions, hidden)
+        self.type_emb = nn.Embedding(2, hidden)
         self.ln = nn.LayerNorm(hidden, eps=1e-12)
-        self.layers = nn.ModuleList(EncoderLayer(hidden, heads) for _ in range(layers))
-        self.pooler = nn.Linear(hidden, hidden)
-        self.register_buffer("position_ids", torch.arange(512)[None], persistent=False)
+        inner = intermediate or 4 * hidden
+        self.layers = nn.ModuleList(EncoderLayer(hidden, heads, inner) for _ in range(layers))
+        self.pooler = nn.Linear(hidden, hidden) if pooler else None
+        self.register_buffer("position_ids", torch.arange(max_positions)[None], persistent=False)
         seeded(self, seed)
 
     def example_inputs(self, batch: int = EXAMPLE_BATCH):
@@ -281,6 +299,8 @@ class SmallBert(Exportable):
         bias = (1.0 - attention_mask[:, None, None, :].to(h.dtype)) * -10000.0
         for layer in self.layers:
             h = layer(h, bias)
+        if self.pooler is None:
+            return h
         return h, torch.tanh(self.pooler(h[:, 0]))
 
 
