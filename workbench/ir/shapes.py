@@ -136,7 +136,8 @@ def _min_elements(info) -> int | None:
     if info is None or info.shape is None:
         return None
     static = [int(d) for d in info.shape if isinstance(d, (int, np.integer))]
-    return None if any(d < 0 for d in static) else math.prod(static)
+    # empty dims count as 1 too: a (2**62, 0) tensor holds nothing, but no array can have its strides
+    return None if any(d < 0 for d in static) else math.prod(max(d, 1) for d in static)
 
 
 def _elements(info) -> int | None:
