@@ -14,7 +14,7 @@ from ...dtypes import LOW_FLOATS, np_dtype
 from ...errors import UnsupportedError, WorkbenchError
 from ...ir.shapes import check_run_time_sizes
 from ...limits import VALUE_SHAPED_OPS, default_tensor_limit
-from .evaluate import call, resolve, upcast
+from .evaluate import call, named_outputs, resolve, upcast
 from .precision import STORAGE, round_tf32
 from .registry import needs_scope, tactics_for
 
@@ -56,30 +56,38 @@ class _BlasCap:
     """The process-wide BLAS thread cap (one setting for the whole BLAS library) while contexts run.
 
     Contexts running at once are each a thread of parallelism already: the cap drops to 1 then.
-    The library's own setting comes back when the last one finishes.
+    The library's own setting comes back when the last one finishes. The libraries' own get/set
+    calls are used directly, and only when the setting changes: threadpoolctl's limit()/info()
+    cost ~40 us a run, a tenth of a small model's whole inference.
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._running = 0
-        self._saved = None
-        self._blas = None
+        self._saved = ()
+        self._libs = None
 
     def enter(self, threads: int) -> None:
         with self._lock:
-            if self._blas is None:
-                self._blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
+            if self._libs is None:
+                self._libs = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
             if self._running == 0:
-                self._saved = self._blas.info()
+                self._saved = [lib.get_num_threads() for lib in self._libs]
             self._running += 1
-            self._blas.limit(limits=threads if self._running == 1 else 1)
+            self._limit(threads if self._running == 1 else 1)
 
     def exit(self) -> None:
         with self._lock:
             self._running -= 1
             if self._running == 0:
-                for info in self._saved:
-                    self._blas.select(filepath=info["filepath"]).limit(limits=info["num_threads"])
+                for lib, saved in zip(self._libs, self._saved):
+                    if saved is not None and lib.get_num_threads() != saved:
+                        lib.set_num_threads(saved)
+
+    def _limit(self, threads: int) -> None:
+        for lib in self._libs:
+            if lib.get_num_threads() != threads:
+                lib.set_num_threads(threads)
 
 
 _CAP = _BlasCap()
@@ -181,7 +189,7 @@ class Step:
     """One layer, ready to run: its kernel, attributes, and what to free afterwards."""
 
     __slots__ = ("layer", "fn", "attrs", "inputs", "outputs", "dtypes", "free", "upcast", "tf32", "lowp", "scope",
-                 "size_limit")
+                 "size_limit", "named", "plain", "cast")
 
     def __init__(self, layer, fn, attrs, dtypes, free, upcast, tf32, lowp, scope=None, size_limit=None):
         self.layer, self.fn, self.attrs = layer, fn, attrs
@@ -190,6 +198,10 @@ class Step:
         self.upcast = upcast  # per input: a float32 tensor of the model maybe held in fp16/bf16 (None: no such input)
         self.size_limit = size_limit  # bytes, for layers whose output size depends on input values
         self.scope = scope  # for kernels with subgraphs: [(outer name its subgraphs read, is float32)]
+        self.named = named_outputs(layer)
+        # decided once here, not per run: inputs go to the kernel as they are (no check, rounding or upcast)
+        self.plain = size_limit is None and lowp is None and upcast is None and not tf32
+        self.cast = list(zip(self.outputs, dtypes))  # (output name, its storage dtype)
 
     def keywords(self, env: dict) -> dict:
         """The kernel's attributes, and for a kernel with subgraphs the outer values they read (in fp32)."""
@@ -203,6 +215,8 @@ class Step:
         A layer of VALUE_SHAPED_OPS is first checked: outputs over the size limit are refused here.
         """
         args = [env[n] if n else None for n in self.inputs]
+        if self.plain:
+            return args
         if self.size_limit is not None:
             check_run_time_sizes(self.layer, args, self.size_limit)
         if self.lowp is not None:
@@ -239,15 +253,17 @@ class Runner:
     def _run(self, feeds: dict, on_layer=None) -> dict:
         env = dict(self.weights)
         env.update(feeds)
+        pop = env.pop
         for step in self.steps:
-            outs = call(step.fn, step.keywords(env), step.layer, step.arguments(env))
-            for name, value, dtype in zip(step.outputs, outs, step.dtypes):
+            outs = call(step.fn, step.attrs if step.scope is None else step.keywords(env), step.layer,
+                        step.arguments(env), step.named)
+            for (name, dtype), value in zip(step.cast, outs):
                 if name:
                     env[name] = value if value is None or value.dtype == dtype else value.astype(dtype)
             if on_layer is not None:
                 on_layer(step.layer, env)
             for name in step.free:
-                env.pop(name, None)
+                pop(name, None)
         return {n: np.asarray(env[n]).astype(self.out_dtypes[n], copy=False) for n in self.outputs}
 
 

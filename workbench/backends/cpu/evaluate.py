@@ -33,8 +33,16 @@ def upcast(x):
     return x
 
 
-def call(fn, attrs: dict, layer, args: list) -> list:
-    """Call a kernel; any non-workbench exception becomes an ExecutionError naming the layer."""
+def named_outputs(layer) -> int:
+    """How many outputs a kernel must return for `layer`: up to its last named one."""
+    return max((i + 1 for i, n in enumerate(layer.outputs) if n), default=0)
+
+
+def call(fn, attrs: dict, layer, args: list, named: int | None = None) -> list:
+    """Call a kernel; any non-workbench exception becomes an ExecutionError naming the layer.
+
+    named: named_outputs(layer), when the caller has it at hand (the executor computes it once).
+    """
     try:
         out = fn(*args, **attrs)
     except WorkbenchError as e:
@@ -45,12 +53,18 @@ def call(fn, attrs: dict, layer, args: list) -> list:
                              f"{[getattr(a, 'shape', None) for a in args]}: {type(e).__name__}: {e}; check the "
                              f"values this layer is given (inputs, shapes, attributes) against the ONNX "
                              f"definition of {layer.op}") from None
-    outs = list(out) if isinstance(out, (tuple, list)) else [out]
-    named = max((i + 1 for i, n in enumerate(layer.outputs) if n), default=0)
+    if type(out) is np.ndarray:  # the common case: one array, nothing to convert
+        outs = [out]
+    else:
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    if named is None:
+        named = named_outputs(layer)
     if len(outs) < named:  # e.g. a Loop whose body returns fewer values than the node has outputs
         raise ExecutionError(f"layer {layer.name!r} ({layer.op}) produced {len(outs)} outputs but the model names "
                              f"{named}: {layer.outputs}; the model is malformed: check the op's outputs (and "
                              f"those of its subgraphs)")
+    if len(outs) == 1 and type(outs[0]) is np.ndarray:
+        return outs
     return [np.asarray(o) if o is not None else None for o in outs]
 
 

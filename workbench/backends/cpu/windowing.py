@@ -48,24 +48,39 @@ def separable_reduce(x: np.ndarray, win: Window, out, ufunc, fill=0) -> np.ndarr
     slices are whole contiguous rows, and each pass shrinks the data before the last axis is read.
     """
     acc = x
-    for a, (k, o) in enumerate(zip(win.kernel, out)):
-        pre = (slice(None),) * (2 + a)
-        ranges = [tap_ranges(t, a, win, acc.shape[2 + a], o) for t in range(k)]
-        ranges = [(lo, hi, src) for (lo, hi), src in ranges if hi > lo]
-        whole = [r for r in ranges if r[:2] == (0, o)]  # taps reading real input for every output
-        if len(whole) >= 2:  # the first two make the new array: one pass saved over copy-then-reduce
-            reduced = ufunc(acc[(*pre, whole[0][2])], acc[(*pre, whole[1][2])])
-        elif whole:
-            reduced = acc[(*pre, whole[0][2])].copy()
+    for first, rest, full in _reduce_plan(x.shape, win, tuple(out)):
+        if len(first) == 2:  # the first two make the new array: one pass saved over copy-then-reduce
+            reduced = ufunc(acc[first[0]], acc[first[1]])
+        elif first:
+            reduced = acc[first[0]].copy()
         else:
-            reduced = np.full((*acc.shape[:2 + a], o, *acc.shape[3 + a:]), fill, dtype=acc.dtype)
-        for r in whole[:2]:
-            ranges.remove(r)
-        for lo, hi, src in ranges:
-            part = reduced[(*pre, slice(lo, hi))]
-            ufunc(part, acc[(*pre, src)], out=part)
+            reduced = np.full(full, fill, dtype=acc.dtype)
+        for dst, src in rest:
+            part = reduced[dst]
+            ufunc(part, acc[src], out=part)
         acc = reduced
     return acc
+
+
+@functools.lru_cache(maxsize=256)
+def _reduce_plan(shape: tuple, win: Window, out: tuple) -> tuple:
+    """separable_reduce's index work, done once per geometry: per spatial axis, (source indices of the
+    (up to two) taps that start the reduced array, [(destination, source) of every other tap], the
+    reduced array's shape)."""
+    plan = []
+    shape = list(shape)
+    for a, (k, o) in enumerate(zip(win.kernel, out)):
+        pre = (slice(None),) * (2 + a)
+        ranges = [tap_ranges(t, a, win, shape[2 + a], o) for t in range(k)]
+        ranges = [(lo, hi, src) for (lo, hi), src in ranges if hi > lo]
+        whole = [r for r in ranges if r[:2] == (0, o)]  # taps reading real input for every output
+        first = tuple((*pre, r[2]) for r in whole[:2])
+        for r in whole[:2]:
+            ranges.remove(r)
+        rest = tuple(((*pre, slice(lo, hi)), (*pre, src)) for lo, hi, src in ranges)
+        shape[2 + a] = o
+        plan.append((first, rest, tuple(shape)))
+    return tuple(plan)
 
 
 class FlatTaps(NamedTuple):
@@ -85,6 +100,7 @@ class FlatTaps(NamedTuple):
     length: int
     grid: tuple  # (out[0], E[1], ..., E[n-1]): the run's shape before cropping
     out: tuple
+    cut: tuple | None = None  # crop()'s index into the grid (None: nothing to drop), built once per layout
 
     def run(self, k: int) -> np.ndarray:
         """Tap k's (N, C, length) view."""
@@ -93,8 +109,8 @@ class FlatTaps(NamedTuple):
 
     def crop(self, y: np.ndarray) -> np.ndarray:
         """The (..., *out) view of a (..., length) array laid out on the run grid."""
-        grid = y.reshape(*y.shape[:-1], *self.grid)
-        return grid[(Ellipsis, *(slice(0, o) for o in self.out[1:]))] if len(self.out) > 1 else grid
+        grid = y.reshape(y.shape[:-1] + self.grid)
+        return grid if self.cut is None else grid[self.cut]
 
 
 def flat_taps(x: np.ndarray, win: Window, out, fill=0) -> FlatTaps:
@@ -105,12 +121,19 @@ def flat_taps(x: np.ndarray, win: Window, out, fill=0) -> FlatTaps:
     The last axes' pitch E = out + largest shift; one extra row along the first axis lets the
     runs of the last taps stay inside the buffer.
     """
-    shape, copies, phase, offset, grid = _flat_layout(x.shape, win, tuple(out))
+    out = tuple(out)
+    shape, copies, phase, offset, grid = _flat_layout(x.shape, win, out)
     buf = np.full((*x.shape[:2], *shape), fill, dtype=x.dtype)
     for dst, src in copies:
         buf[dst] = x[src]
     return FlatTaps(buf.reshape(*x.shape[:2], math.prod(win.strides), -1), phase, offset,
-                    math.prod(grid), grid, tuple(out))
+                    math.prod(grid), grid, out, _cut(out))
+
+
+@functools.lru_cache(maxsize=256)
+def _cut(out: tuple):
+    """FlatTaps.crop's index: the first `out` entries of every grid axis but the first."""
+    return (Ellipsis, *(slice(0, o) for o in out[1:])) if len(out) > 1 else None
 
 
 @functools.lru_cache(maxsize=256)

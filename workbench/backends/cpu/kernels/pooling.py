@@ -2,6 +2,8 @@
 for a k x k window, not k*k); MaxPool's indices need every tap and loop over them on a FlatTaps layout."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ....ir import windows
@@ -11,10 +13,21 @@ from ..windowing import compute_dtype, flat_taps, separable_reduce, taps
 
 def _geometry(x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, what):
     """(window with explicit pads, output dims). With ceil_mode the last window may reach past the
-    end padding: those cells are never read (or hold the fill value), and _counts never counts them."""
+    end padding: those cells are never read (or hold the fill value), and _counts never counts them.
+    Cached per shape and attributes: layers run the same geometry on every call."""
+    return _geometry_of(x.shape[2:], _tuple(kernel_shape), _tuple(strides), _tuple(dilations), _tuple(pads),
+                        auto_pad, ceil_mode, what)
+
+
+def _tuple(v):
+    return tuple(v) if isinstance(v, (list, np.ndarray)) else v
+
+
+@functools.lru_cache(maxsize=1024)
+def _geometry_of(spatial, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode, what):
     win = windows.window(kernel_shape, strides, dilations, pads, what=what)
-    out, pads = windows.resolve(x.shape[2:], win, auto_pad, ceil_mode, what)
-    return win._replace(pads=tuple(pads)), out
+    out, pads = windows.resolve(spatial, win, auto_pad, ceil_mode, what)
+    return win._replace(pads=tuple(pads)), tuple(out)
 
 
 def _tap_reduce(ft, ufunc) -> np.ndarray:

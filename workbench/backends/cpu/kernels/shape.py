@@ -4,6 +4,8 @@ Reshape-like kernels return NumPy views (no copy), as an engine aliases such lay
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import kernel
@@ -31,7 +33,7 @@ def reshape(data, shape_input=None, *, allowzero=0, shape=None, consumed_inputs=
 @kernel("Flatten")
 def flatten(x, *, axis=1):
     axis = axis + x.ndim if axis < 0 else axis
-    return x.reshape(int(np.prod(x.shape[:axis])), int(np.prod(x.shape[axis:])))
+    return x.reshape(math.prod(x.shape[:axis]), math.prod(x.shape[axis:]))
 
 
 def _axes(axes_input, axes_attr):
