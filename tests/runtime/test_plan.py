@@ -204,3 +204,22 @@ def test_crash_mid_write_leaves_the_previous_plan_intact(tmp_path, monkeypatch):
     assert path.read_bytes() == before
     assert _leftovers(tmp_path) == []
     assert planfile.serialize(wb.load_plan(path)) == before
+
+
+def test_scalar_and_strided_weights_keep_their_shapes(tmp_path):
+    from workbench.ir import Network
+
+    net = Network("scalars")
+    x = net.add_input("x", "float32", (2, 3))
+    scale = net.add_constant(np.array(1.5, np.float32), "scale")  # 0-d, as torch exports write them
+    strided = net.add_constant(np.arange(12, dtype=np.float32).reshape(3, 4)[:, 1], "strided")  # not contiguous
+    y = net.add_layer("Mul", [x, scale]).output
+    net.mark_output(net.add_layer("Add", [y, strided]).output)
+    engine = wb.build(net, wb.BuilderConfig(device="cpu"))
+    loaded = wb.load_plan(engine.serialize())
+    for name in ("scale", "strided"):
+        assert loaded.network.weights[name].shape == engine.network.weights[name].shape
+        np.testing.assert_array_equal(loaded.network.weights[name], engine.network.weights[name])
+    feed = {"x": np.random.default_rng(3).standard_normal((2, 3)).astype(np.float32)}
+    np.testing.assert_array_equal(loaded.create_execution_context().execute(feed)[net.outputs[0]],
+                                  engine.create_execution_context().execute(feed)[net.outputs[0]])

@@ -42,7 +42,7 @@ def serialize(engine: Engine) -> bytes:
     blob, entries = bytearray(), []
     for path, graph in graphs(net):
         for name, w in graph.weights.items():
-            arr = np.ascontiguousarray(w)
+            arr = np.asarray(w)  # not ascontiguousarray: it turns 0-d weights into 1-d
             blob.extend(b"\0" * (-len(blob) % _ALIGN))
             entry = {"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "offset": len(blob),
                      "nbytes": arr.nbytes}
@@ -75,7 +75,7 @@ def save_plan(engine: Engine, path) -> None:
 def _json_default(o):
     if isinstance(o, np.ndarray):
         return {"__ndarray__": o.dtype.name, "shape": list(o.shape),
-                "data": base64.b64encode(np.ascontiguousarray(o).tobytes()).decode()}
+                "data": base64.b64encode(o.tobytes()).decode()}
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, (tuple, set, frozenset)):

@@ -55,7 +55,7 @@ class GraphWriter:
     def weight(self, name: str, array: np.ndarray) -> str:
         """Store `array` as an initializer called `name` (made unique) and return its name."""
         name = self.fresh(name)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.asarray(array, order="C"), name))
         return name
 
     def normal(self, name: str, shape: tuple[int, ...], std: float) -> str:
