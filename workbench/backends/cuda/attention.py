@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cudnn_plans import CudnnPlans
+from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
 from .gemm import _operand, _Plan, compute_dtype
 from .pointwise import run as run_pointwise
@@ -131,16 +131,13 @@ class CudnnSdpa(CudnnPlans):
         return cp.ascontiguousarray(m)
 
 
-
 @tactic("sdpa", ops=ATTENTION_OPS, precisions=("fp16",), rank=10)
 class Sdpa:
     """cuDNN's fused attention, reading Q/K/V straight from the projections (no head transposes)."""
 
     @staticmethod
     def check(site):
-        if library("cudnn") is None:
-            return "cudnn frontend (nvidia-cudnn-frontend) is not installed"
-        why = _check(site)
+        why = cudnn_missing() or _check(site)
         if why:
             return why
         g = Geometry(site)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cudnn_plans import CudnnPlans
+from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
 from .pointwise import act_node, activation_supported, run as run_pointwise
 from .site import round_bf16
@@ -225,7 +225,6 @@ class CudnnConv(CudnnPlans):
         return builder(input=y, name="act")
 
 
-
 @tactic("cudnn", ops=CONV_OPS, rank=10)
 class Cudnn:
     """cuDNN frontend graph; each execution plan the heuristics rank is one candidate ("plan": index).
@@ -236,9 +235,7 @@ class Cudnn:
 
     @staticmethod
     def check(site):
-        if library("cudnn") is None:
-            return "cudnn frontend (nvidia-cudnn-frontend) is not installed"
-        return _check_conv(site)
+        return cudnn_missing() or _check_conv(site)
 
     @staticmethod
     def candidates(site, level):

@@ -1,6 +1,13 @@
 """A validated cuDNN frontend graph whose execution plans are built on demand, one per candidate."""
 from __future__ import annotations
 
+from .device import library
+
+
+def cudnn_missing() -> str | None:
+    """Why a cuDNN tactic cannot run here (the frontend is not installed), or None."""
+    return "cudnn frontend (nvidia-cudnn-frontend) is not installed" if library("cudnn") is None else None
+
 
 class CudnnPlans:
     """Subclasses build and validate `self.graph` (with its `self.tensors` by name), then call finish()."""

@@ -22,6 +22,7 @@ import struct
 import numpy as np
 
 from .conv import CudnnConv, geometry
+from .cudnn_plans import cudnn_missing
 from .device import cp, library
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
@@ -228,9 +229,7 @@ class Int8Conv:
 
     @staticmethod
     def check(site):
-        if library("cudnn") is None:
-            return "cudnn frontend (nvidia-cudnn-frontend) is not installed"
-        return _common(site)
+        return cudnn_missing() or _common(site)
 
     @staticmethod
     def candidates(site, level):
