@@ -95,6 +95,11 @@ def rel_l2(got, want) -> float:
     return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
 
 
+def cosine(got, want) -> float:
+    g, w = np.asarray(got, np.float64).ravel(), np.asarray(want, np.float64).ravel()
+    return float(g @ w / max(np.linalg.norm(g) * np.linalg.norm(w), 1e-300))
+
+
 def to_numpy(x):
     if isinstance(x, torch.Tensor):
         return x.detach().float().cpu().numpy()
@@ -200,7 +205,8 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precisi
     lat = timer.run(lambda f: ctx.execute(f), feeds, args.warmup, iters_for(batch, args))
     out = to_numpy(list(ctx.execute(feeds[0]).values())[0])
     row = dict(lat, mode=f"workbench-{precision}", model=name, batch=batch, throughput=batch * 1e3 / lat["p50_ms"],
-               build_s=build_s, warm_build_s=warm_s, rel_err=rel_l2(out, ref[0]), memory_bytes=None)
+               build_s=build_s, warm_build_s=warm_s, rel_err=rel_l2(out, ref[0]), cosine=cosine(out, ref[0]),
+               memory_bytes=None)
     extra = {"notes": engine.report.get("notes", []), "tactics": histogram(engine.tactics.values()),
              "timed_by_type": timed_by_type(engine), "build_stages": engine.report.get("stages"),
              "excluded_sample": dict(list(engine.report.get("excluded", {}).items())[:8])}
@@ -225,7 +231,7 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precisi
             extra["profile_by_type"] = by_type(prof)
             extra["profile_sum_ms"] = sum(r["ms"] for r in prof)
     log(f"  workbench-{precision:9s} p50 {lat['p50_ms']:.3f} ms  {row['throughput']:.0f}/s  "
-        f"rel err {row['rel_err']:.2e}")
+        f"rel err {row['rel_err']:.2e}  cosine {row['cosine']:.5f}")
     del ctx, engine
     return row, extra
 
@@ -257,15 +263,16 @@ def by_type(prof: list) -> dict:
 # ------------------------------------------------------------------------------------------ report
 def table(rows: list, card: str) -> str:
     head = ("| model | batch | mode | p50 ms | p99 ms | throughput /s | inferences/J | memory MiB | build s "
-            "| warm build s | rel. err vs torch fp32 |\n|---|---|---|---|---|---|---|---|---|---|---|")
+            "| warm build s | rel. err vs torch fp32 | cosine |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     lines = [f"Card: {card}", "", head]
     for r in rows:
         mem = f"{r['memory_bytes'] / 2**20:.0f}" if r.get("memory_bytes") else "-"
         build = f"{r['build_s']:.1f}" if r.get("build_s") is not None else "-"
         warm = f"{r['warm_build_s']:.1f}" if r.get("warm_build_s") is not None else "-"
         per_joule = f"{r['batch'] / r['joules_per_call']:.0f}" if r.get("joules_per_call") else "-"
+        cos = f"{r['cosine']:.5f}" if r.get("cosine") is not None else "-"
         lines.append(f"| {r['model']} | {r['batch']} | {r['mode']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | "
-                     f"{r['throughput']:.0f} | {per_joule} | {mem} | {build} | {warm} | {r['rel_err']:.1e} |")
+                     f"{r['throughput']:.0f} | {per_joule} | {mem} | {build} | {warm} | {r['rel_err']:.1e} | {cos} |")
     return "\n".join(lines)
 
 

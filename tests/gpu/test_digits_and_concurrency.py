@@ -22,14 +22,7 @@ def _accuracy(engine, d) -> float:
     return float((logits.argmax(1) == d.y_test).mean())
 
 
-def test_fp8_on_the_gpu_is_refused_clearly(digits, tmp_path):
-    cal = wb.quant.EntropyCalibrator(digits.x_calib, cache=str(tmp_path / "fp8.calib"))
-    with pytest.raises(wb.UnsupportedError, match="FP8"):
-        wb.build(wb.load_onnx(digits.model), wb.BuilderConfig(device="cuda", precision="fp8", calibrator=cal,
-                                                                     max_batch=8))
-
-
-@pytest.mark.parametrize("precision", ["int8"])
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_digits_quantized_on_the_gpu_keeps_accuracy(digits, tmp_path, precision):
     net = wb.load_onnx(digits.model)
     fp32 = wb.build(net, wb.BuilderConfig(device="cuda", max_batch=len(digits.x_test)))

@@ -1,10 +1,11 @@
 """INT8 tactics (QGemm, QLinearConvFused) against the CPU integer kernels: bit-exact where the recipe is."""
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 
-from tests.gpu.helpers import NotApplicable, run_tactic
+from tests.gpu.helpers import NotApplicable, rel_l2, run_tactic
 from workbench.backends.cpu.kernels.quantized import qgemm, qlinear_conv_fused
 from workbench.ir.opdefs.fused import ACTIVATION_ATTRS, CONV_ATTRS
 from workbench.ir.opdefs.quantized import QUANT_ATTRS
@@ -72,3 +73,102 @@ def test_qconv(tactic, kernel, stride, pads, residual, act):
     r = rng.standard_normal((n, k, out, out)).astype(np.float32) if residual else None
     want = qlinear_conv_fused(x, w, b, r, **attrs)
     _exact(tactic, "QLinearConvFused", [x, w, b, r], attrs, want)
+
+
+# ------------------------------------------------------------------------------- float8 (E4M3)
+FP8 = "float8_e4m3fn"
+
+
+def _fp8_weights(rng, shape):
+    return np.clip(rng.standard_normal(shape) * 60, -448, 448).astype(ml_dtypes.float8_e4m3fn)
+
+
+def _close(tactic, op, inputs, attrs, want, precision, rtol, params=None, out_dtype="float32"):
+    try:
+        got = run_tactic(tactic, op, inputs, attrs, precision, params=params, const=(1, 2), domain="workbench",
+                         out_dtype=out_dtype)[0]
+    except NotApplicable as e:
+        pytest.fail(f"{tactic} does not apply: {e}")
+    err = rel_l2(got, want)
+    assert err <= rtol, f"{tactic}: relative L2 error {err:.2e} over {rtol:.0e} against the CPU kernel"
+    return got
+
+
+@pytest.mark.parametrize("out,act,grid", [("float32", None, False), ("float32", "Relu", True),
+                                          ("float16", "Gelu", False)])
+def test_fp8_qgemm(out, act, grid):
+    rng = np.random.default_rng()
+    k, n = 768, 256
+    x = (rng.standard_normal((2, 64, k)) * 3).astype(np.float32)
+    w = _fp8_weights(rng, (n, k))
+    b = rng.standard_normal(n).astype(np.float32)
+    attrs = _attrs(1, rng, act, FP8)
+    if grid:
+        attrs.update(y_scale=float(np.float32(0.01)), y_zero_point=0, y_dtype=FP8)
+    want = qgemm(x, w, b, **attrs)
+    _close("fp8-gemm", "QGemm", [x, w, b], attrs, want, "fp8", 1e-5 if out == "float32" else 2e-3,
+           params={"algo": 0, "out": out})
+
+
+@pytest.mark.parametrize("tactic,kernel,stride,pads,residual", [
+    ("fp8-gemm", 1, 1, 0, True), ("fp8-conv", 3, 1, 1, True), ("fp8-conv", 3, 2, 1, False)])
+def test_fp8_qconv(tactic, kernel, stride, pads, residual):
+    rng = np.random.default_rng()
+    n, c, h, k = 2, 64, 14, 128
+    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    w = _fp8_weights(rng, (k, c, kernel, kernel))
+    b = rng.standard_normal(k).astype(np.float32)
+    conv = dict(CONV_ATTRS, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pads] * 4,
+                dilations=[1, 1], group=1)
+    attrs = _attrs(1, rng, "Relu", FP8, **conv)
+    out = (h + 2 * pads - kernel) // stride + 1
+    r = rng.standard_normal((n, k, out, out)).astype(np.float32) if residual else None
+    want = qlinear_conv_fused(x, w, b, r, **attrs)
+    _close(tactic, "QLinearConvFused", [x, w, b, r], attrs, want, "fp8", 1e-5)
+
+
+# ------------------------------------------------------------------------------- int8 graphs and chains
+def _conv_case(rng, kernel, stride, residual, chained):
+    """A QLinearConvFused case; chained: X arrives as int8, the output is int8 on a grid, the residual int8."""
+    n, c, h, k = 2, 64, 14, 128
+    conv = dict(CONV_ATTRS, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[kernel // 2] * 4,
+                dilations=[1, 1], group=1)
+    attrs = _attrs(k, rng, "Relu", **conv)
+    out = (h + 2 * (kernel // 2) - kernel) // stride + 1
+    if chained:
+        x = rng.integers(-127, 128, (n, c, h, h)).astype(np.int8)
+        attrs.update(y_scale=float(np.float32(0.05)), y_zero_point=0, y_dtype="int8", y_quantized=1)
+        r = rng.integers(-127, 128, (n, k, out, out)).astype(np.int8) if residual else None
+        if residual:
+            attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
+    else:
+        x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+        r = rng.standard_normal((n, k, out, out)).astype(np.float32) if residual else None
+    w = rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
+    b = rng.integers(-5000, 5000, k).astype(np.int32)
+    return [x, w, b, r], attrs
+
+
+@pytest.mark.parametrize("kernel,stride,residual", [(3, 1, True), (3, 2, False), (1, 1, True)])
+@pytest.mark.parametrize("chained", [False, True])
+def test_int8_cudnn_graph(kernel, stride, residual, chained):
+    rng = np.random.default_rng()
+    inputs, attrs = _conv_case(rng, kernel, stride, residual, chained)
+    want = qlinear_conv_fused(*inputs, **attrs)
+    got = run_tactic("int8-cudnn", "QLinearConvFused", inputs, attrs, "int8", const=(1, 2), domain="workbench",
+                     out_dtype="int8" if chained else "float32")[0]
+    if chained:  # the grid integers: cuDNN rounds a float bias added after scaling, so the odd step may differ
+        diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
+        assert got.dtype == np.int8 and diff.max() <= 1 and (diff > 0).mean() < 1e-3
+    else:
+        assert rel_l2(got, want) <= 1e-5
+
+
+@pytest.mark.parametrize("tactic,kernel", [("int8-gemm", 1), ("int8-conv", 3)])
+def test_chained_int8_tactics_are_exact(tactic, kernel):
+    rng = np.random.default_rng()
+    inputs, attrs = _conv_case(rng, kernel, 1, True, chained=True)
+    want = qlinear_conv_fused(*inputs, **attrs)
+    got = run_tactic(tactic, "QLinearConvFused", inputs, attrs, "int8", const=(1, 2), domain="workbench",
+                     out_dtype="int8")[0]
+    assert got.dtype == np.int8 and np.array_equal(got, want)

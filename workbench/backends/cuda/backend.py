@@ -30,10 +30,6 @@ def select_tactics(net, precisions: dict, cfg, log: dict) -> dict:
     if scoped:
         raise UnsupportedError(f"layers {scoped[:5]} hold control flow (If/Loop/Scan), which the cuda backend does "
                                f"not run yet; build this model with device='cpu'")
-    fp8 = [name for name, p in precisions.items() if p == "fp8"]
-    if fp8:
-        raise UnsupportedError(f"FP8 layers ({fp8[:3]}...) have no cuda tactic yet (CuPy holds no float8 arrays); "
-                               f"build with precision='int8' or 'fp16' on the GPU, or emulate FP8 with device='cpu'")
     return select(net, precisions, cfg, log)
 
 

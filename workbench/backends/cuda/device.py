@@ -64,12 +64,15 @@ def is_device(x) -> bool:
     return isinstance(x, cp.ndarray)
 
 
+# CuPy has no bfloat16 or float8 arrays: these live on the device as a wider float holding the same
+# values exactly (every float8_e4m3fn value is a float16 value).
+EMULATED = {"bfloat16": np.dtype(np.float32), "float8_e4m3fn": np.dtype(np.float16)}
+
+
 def device_dtype(name) -> np.dtype:
-    """How a stored dtype lives on the device: bfloat16 is emulated as float32 holding bf16 values."""
+    """How a stored dtype lives on the device (see EMULATED)."""
     name = np.dtype(name).name if not isinstance(name, str) else name
-    if name == "bfloat16":
-        return np.dtype(np.float32)
-    return np_dtype(name)
+    return EMULATED.get(name) or np_dtype(name)
 
 
 def to_host(x):
@@ -82,13 +85,13 @@ def to_host(x):
 
 
 def to_device(x, dtype=None):
-    """A CuPy array on the current stream (bfloat16 host data becomes float32)."""
+    """A CuPy array on the current stream (bfloat16 / float8 host data widened, see EMULATED)."""
     if x is None:
         return None
     if not is_device(x):
         x = np.asarray(x)
-        if x.dtype.name == "bfloat16":
-            x = x.astype(np.float32)
+        if x.dtype.name in EMULATED:
+            x = x.astype(EMULATED[x.dtype.name])
         x = cp.asarray(x)
     return x if dtype is None or x.dtype == dtype else x.astype(dtype)
 

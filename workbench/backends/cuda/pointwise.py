@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from .device import cp, is_device
+from .device import cp
 from .tactics import Kernel, ops, tactic
 
 # name -> (C template over v, A (alpha), B (beta); default alpha; default beta)

@@ -6,7 +6,6 @@ rounding) fully determines the source, which CuPy compiles once per architecture
 """
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np

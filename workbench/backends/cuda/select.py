@@ -29,8 +29,9 @@ CHEAP_COST = 1e9          # layers up to this work get a host (CPU-kernel) refer
 CHEAP_ELEMENTS = 1 << 24  # ... and up to this many input elements
 BUILD_TOLERANCE_SCALE = 3.0  # GPU vs CPU float32 summation orders differ; tests use the strict bound
 FALLBACKS = ("generic", "host")
-# Without a host reference the first candidate that runs is the reference: let it be a vendor library.
-REFERENCE_FIRST = ("cublas", "cudnn")
+# Without a host reference the first candidate that runs is the reference: let it be a vendor library,
+# or a quantized tactic that is exact against the CPU's integer kernels.
+REFERENCE_FIRST = ("cublas", "cudnn", "int8-gemm", "int8-conv", "fp8-conv")
 EXHAUSTIVE_LEVEL = 4  # from this builder_optimization_level on, "fallback" variants are timed too
 
 

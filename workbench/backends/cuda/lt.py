@@ -1,0 +1,67 @@
+"""cuBLASLt through nvmath's raw bindings, for the products nvmath's high-level Matmul does not take.
+
+FP8 operands come as uint8 arrays holding E4M3 bits (CuPy has no float8 dtype); the product is the
+TN layout cuBLASLt requires for FP8: D (M, N) row-major = X (M, K) . W (N, K)^T, both K-contiguous.
+Calls go to the device's stream, so they can be captured into a CUDA graph.
+
+    >>> mm = LtMatmul(dev, m, n, k, E4M3, R32F)        # algorithms from cuBLASLt's heuristics
+    >>> mm(x_bits, w_bits, out, alpha=0.01, algo=0)
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .device import library
+
+R32F, R16F, E4M3 = 0, 2, 28  # cudaDataType
+DTYPES = {R32F: np.float32, R16F: np.float16}
+WORKSPACE = 32 << 20
+MAX_ALGOS = 8
+
+
+def lt_missing() -> str | None:
+    return "nvmath-python (cuBLASLt bindings) is not installed" if library("nvmath.bindings.cublasLt") is None \
+        else None
+
+
+def _set(lt, desc, attr, value) -> None:
+    buf = np.array(value, dtype=lt.get_matmul_desc_attribute_dtype(attr))
+    lt.matmul_desc_set_attribute(desc, attr, buf.ctypes.data, buf.itemsize)
+
+
+class LtMatmul:
+    """One planned TN product at fixed sizes and types; its heuristic algorithms are the candidates."""
+
+    def __init__(self, dev, m: int, n: int, k: int, ab_type: int, d_type: int):
+        self.lt = lt = library("nvmath.bindings.cublasLt")
+        cublas = library("nvmath.bindings.cublas")
+        self.dev, self.d_type = dev, d_type
+        self.handle = dev.cached(("cublaslt-handle",), lt.create)
+        self.desc = lt.matmul_desc_create(cublas.ComputeType.COMPUTE_32F, R32F)
+        _set(lt, self.desc, lt.MatmulDescAttribute.TRANSA, cublas.Operation.T)
+        _set(lt, self.desc, lt.MatmulDescAttribute.TRANSB, cublas.Operation.N)
+        self.a = lt.matrix_layout_create(ab_type, k, n, k)
+        self.b = lt.matrix_layout_create(ab_type, k, m, k)
+        self.d = lt.matrix_layout_create(d_type, n, m, n)
+        pref = lt.matmul_preference_create()
+        attr = lt.MatmulPreferenceAttribute.MAX_WORKSPACE_BYTES
+        buf = np.array(WORKSPACE, dtype=lt.get_matmul_preference_attribute_dtype(attr))
+        lt.matmul_preference_set_attribute(pref, attr, buf.ctypes.data, buf.itemsize)
+        self.results = lt.MatmulHeuristicResult(MAX_ALGOS)
+        count = np.zeros(1, np.int32)
+        lt.matmul_algo_get_heuristic(self.handle, self.desc, self.a, self.b, self.d, self.d, pref, MAX_ALGOS,
+                                     self.results.ptr, count.ctypes.data)
+        lt.matmul_preference_destroy(pref)
+        self.count = int(count[0])
+        if self.count == 0:
+            raise RuntimeError("cuBLASLt has no algorithm for this product")
+        self.beta = np.zeros(1, np.float32)
+
+    def __call__(self, x, w, out, alpha, algo: int = 0) -> None:
+        if algo >= self.count:
+            raise RuntimeError(f"cuBLASLt offers {self.count} algorithm(s), no algorithm {algo}")
+        a = np.full(1, alpha, np.float32)  # read by cuBLASLt when the call is made (or captured)
+        ws = self.dev.workspace(WORKSPACE)
+        self.lt.matmul(self.handle, self.desc, a.ctypes.data, w.data.ptr, self.a, x.data.ptr, self.b,
+                       self.beta.ctypes.data, out.data.ptr, self.d, out.data.ptr, self.d,
+                       self.results[algo]["algo"].ctypes.data, ws.data.ptr, WORKSPACE, self.dev.stream.ptr)
