@@ -48,10 +48,10 @@ def _source(r: dict) -> tuple:
         {update} ++count;
       }}
     }}
-    y = ({_C[r['dtype']]})({final});
+    y = ({_C[r['out']]})({final});
     """
     name = "wb_pool_" + hashlib.sha1(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
-    return f"raw {r['dtype']} x", f"{r['dtype']} y", body, name
+    return f"raw {r['dtype']} x", f"{r['out']} y", body, name
 
 
 def _kernel(recipe: dict):
@@ -84,7 +84,7 @@ class Window:
     def check(site):
         if not site.present(0) or len(site.shape(0)) != 4 or len(site.attrs.get("kernel_shape") or ()) != 2:
             return "not a 2-D pool"
-        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] != site.dtype(0):
+        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] not in ("float16", "float32"):
             return "float16/float32 in and out only"
         if site.inputs[0][2] != "device":
             return "input on the host"
@@ -101,14 +101,14 @@ class Window:
     def prepare(site, params, dev):
         geo = _window(site)
         n = site.shape(0)[0]
-        base = dict(geo, dtype=site.dtype(0), max=site.op == "MaxPool",
+        base = dict(geo, dtype=site.dtype(0), out=site.outputs[0], max=site.op == "MaxPool",
                     include_pad=bool(site.attrs.get("count_include_pad", 0)))
 
         def run(args):
             x = args[0]
             nhwc = x.transpose(0, 2, 3, 1).flags.c_contiguous
             flat = (x.transpose(0, 2, 3, 1) if nhwc else cp.ascontiguousarray(x)).reshape(-1)
-            y = cp.empty((n, geo["p"], geo["q"], geo["c"]), x.dtype)
+            y = cp.empty((n, geo["p"], geo["q"], geo["c"]), base["out"])
             _kernel(dict(base, nhwc=bool(nhwc)))(flat, y)
             return [y.transpose(0, 3, 1, 2)]
 
@@ -123,7 +123,7 @@ class GlobalPool:
     def check(site):
         if not site.present(0) or len(site.shape(0)) < 3 or site.inputs[0][2] != "device":
             return "needs a device tensor with spatial axes"
-        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] != site.dtype(0):
+        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] not in ("float16", "float32"):
             return "float16/float32 in and out only"
         return None
 
@@ -135,7 +135,7 @@ class GlobalPool:
         def run(args):
             x = args[0]
             y = x.mean(axis=axes, keepdims=True, dtype=np.float32) if mean else x.max(axis=axes, keepdims=True)
-            return [y.astype(x.dtype, copy=False)]
+            return [y.astype(site.outputs[0], copy=False)]
 
         return Kernel(run, label="reduce")
 

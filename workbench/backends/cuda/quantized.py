@@ -371,12 +371,18 @@ def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
     """A quantized convolution through cuDNN in fp16 with float32 accumulation and output.
 
     int8: the centred integers, exact while partial sums stay below 2**24. float8: the E4M3 values,
-    whose products are exact in float32 as on FP8 tensor cores; sums are float32 as there.
+    whose products are exact in float32 as on FP8 tensor cores; sums are float32 as there. Input
+    channels are padded with zeros to a multiple of 8 where needed (an RGB stem): cuDNN offers no
+    fp16 engine with a float32 output for C = 3.
     """
     recipe = Recipe(site)
-    plain = Site("Conv", "", {k: v for k, v in site.attrs.items() if k in
+    geo = geometry(site)
+    pad = -geo.c % 8 if geo.group == 1 else 0
+    (n, c, h, w), (k, _, r, s) = site.shape(0), site.shape(1)
+    inputs = (((n, c + pad, h, w), "float16", "device"), ((k, c + pad, r, s), "float16", "device"))
+    plain = Site("Conv", "", {key: v for key, v in site.attrs.items() if key in
                               ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")},
-                 "fp16", site.inputs[:2], site.const[:2], ("float32",), site.opset)
+                 "fp16", inputs, site.const[:2], ("float32",), site.opset)
     conv = dev.cached(("cudnn-conv-int8", plain.key()), lambda: CudnnConv(plain, dev, False, out_float=True))
     index = int(params.get("plan", 0))
     ws, name = conv.build(index)
@@ -384,15 +390,23 @@ def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
     unit = _vector(recipe.unit, g.k, np.float32)
     half = np.dtype(np.float16)
 
-    def weights(w):  # (K, C, R, S) -> KRSC fp16 holding the same values
-        return cp.ascontiguousarray(w.transpose(0, 2, 3, 1).astype(half)).transpose(0, 3, 1, 2)
+    def padded(nhwc):  # (..., C) -> (..., C + pad) with zeros
+        if not pad:
+            return nhwc
+        out = cp.zeros(nhwc.shape[:-1] + (nhwc.shape[-1] + pad,), nhwc.dtype)
+        out[..., :nhwc.shape[-1]] = nhwc
+        return out
+
+    def weights(wt):  # (K, C, R, S) -> KRSC fp16 holding the same values
+        return padded(cp.ascontiguousarray(wt.transpose(0, 2, 3, 1).astype(half))).transpose(0, 3, 1, 2)
 
     def run(args):
-        w = dev.derive(args[1], ("q-krsc-fp16",), weights, site.const[1])
+        wq = dev.derive(args[1], ("q-krsc-fp16", pad), weights, site.const[1])
         bias = _bias(site, args, dev, g.k, np.float32 if recipe.fp8 else np.int32)
-        xq = recipe.quantize(args[0].transpose(0, 2, 3, 1), "float16")  # NHWC
+        xq = padded(recipe.quantize(args[0].transpose(0, 2, 3, 1), "float16"))  # NHWC
         y = cp.empty((g.n, g.p, g.q, g.k), np.float32)
-        conv.execute(index, {"X": xq.transpose(0, 3, 1, 2), "W": w, "Y": y}, dev.workspace(ws), dev.cudnn_handle())
+        conv.execute(index, {"X": xq.transpose(0, 3, 1, 2), "W": wq, "Y": y}, dev.workspace(ws),
+                     dev.cudnn_handle())
         residual = args[3].transpose(0, 2, 3, 1) if site.present(3) else None
         return [recipe.epilogue(y, unit, bias, residual).transpose(0, 3, 1, 2)]
 
