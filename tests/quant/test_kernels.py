@@ -239,7 +239,7 @@ def test_qlinear_conv_int8_in_and_out(channels, stride, pad, groups, x_dtype, x_
     bq = quantize_bias(RNG.standard_normal(12).astype(F32), x_scale, w_scale)
     acc = ref_conv(xq.astype(np.int64) - x_zp, wq.astype(np.int64), stride, pad, groups) + bq[None, :, None, None]
     y = ref_dequant(acc, x_scale, w_scale, 1, 4)
-    r_scale, r_zp = float(F32(0.07)), (0 if residual == "int8" else 90)
+    r_scale, r_zp = float(F32(0.07)), {"int8": -5, "uint8": 90}.get(residual, 0)
     r = None
     if residual is not None:
         r = grid_ints(y.shape, residual) if residual != "float32" else RNG.standard_normal(y.shape).astype(F32)
