@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from workbench.backends.cpu.evaluate import evaluate_layer
 from workbench.backends.cpu.registry import kernel_for
 from workbench.ir import Network
 
@@ -55,3 +56,26 @@ def convnet(seed: int = 0) -> Network:
                             name="conv2").output
     net.mark_output(y)
     return net
+
+
+def run(net, feeds: dict, names=None) -> dict:
+    """Evaluate a network layer by layer on the CPU kernels (no build: the pass alone is tested).
+
+    Returns the graph outputs, or the tensors `names`.
+    """
+    env = {**net.weights, **feeds}
+    for layer in net.layers:
+        for name, value in zip(layer.outputs, evaluate_layer(layer, [env[n] if n else None for n in layer.inputs])):
+            env[name] = value
+    return {n: env[n] for n in names or net.outputs}
+
+
+def minmax_scales(net, x) -> dict:
+    """{tensor: int8 scale} from the max |value| of every tensor on the batch x (a quick calibration)."""
+    env = {**net.weights, net.inputs[0]: x}
+    scales = {net.inputs[0]: float(np.abs(x).max() / 127)}
+    for layer in net.layers:
+        for name, value in zip(layer.outputs, evaluate_layer(layer, [env[n] if n else None for n in layer.inputs])):
+            env[name] = value
+            scales[name] = float(np.abs(value).max() / 127)
+    return scales

@@ -49,6 +49,7 @@ def test_int8_entropy_keeps_top1_within_half_a_point(net, d, fp32):
     assert top1(logits(engine, d), d) >= top1(fp32, d) - 0.5
     matrix = [l.name for l in engine.network.layers if l.op in MATRIX]
     assert len(matrix) == 4 and all(engine.precisions[n] == "int8" for n in matrix)
+    assert engine.report["quantization"]["int8_tensors"] == 1  # Conv_0 -> Conv_1 moves int8
     others = {engine.precisions[l.name] for l in engine.network.layers if l.op not in MATRIX}
     assert others == {"fp16"}
     assert {r["precision"] for r in engine.layer_table()} == {"int8", "fp16"}

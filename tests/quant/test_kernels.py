@@ -183,3 +183,136 @@ def test_qlinear_conv_residual_then_activation():
     (fused,) = ours("QLinearConvFused", [x, wq, None, residual], {**attrs, "activation": "Relu"},
                     domain="workbench")
     np.testing.assert_array_equal(fused, np.maximum(plain + residual, 0))
+
+
+# ---- int8 between layers: X already quantized, y_quantized output, quantized residual ------------
+ACTIVATIONS = {  # kind -> (attrs, float32 reference)
+    None: ({}, lambda v: v),
+    "Relu": ({"activation": "Relu"}, lambda v: np.maximum(v, F32(0))),
+    "Clip": ({"activation": "Clip", "activation_alpha": -1.0, "activation_beta": 2.0},
+             lambda v: np.clip(v, F32(-1), F32(2))),
+    "LeakyRelu": ({"activation": "LeakyRelu", "activation_alpha": 0.1}, lambda v: np.where(v < 0, v * F32(0.1), v)),
+}
+
+
+def grid_ints(shape, dtype):
+    """Fresh grid integers over the whole range of an int8/uint8 type."""
+    info = np.iinfo(dtype)
+    return RNG.integers(info.min, info.max + 1, shape).astype(dtype)
+
+
+def ref_grid(v, y_scale, y_zp, y_dtype):
+    """The stated output rule on float32 v: saturate(round_half_even(v / y_scale) + y_zp) (v / y_scale in IEEE float32)."""
+    info = np.iinfo(y_dtype)
+    steps = (v.astype(F32) / F32(y_scale)).astype(np.float64)
+    return np.clip(np.rint(steps) + y_zp, info.min, info.max).astype(y_dtype)
+
+
+def ref_residual(r, r_scale, r_zp):
+    """float32(r - r_zp) * float32(r_scale): one IEEE float32 multiply."""
+    return (r.astype(np.int64) - r_zp).astype(F32) * F32(r_scale)
+
+
+def output_grid(y_float, y_dtype):
+    """A y_scale that saturates the largest outputs, and a zero point, for a float output."""
+    zp = 0 if y_dtype == "int8" else 100
+    return float(F32(np.abs(y_float).max() / 160)), zp
+
+
+def chained_attrs(x_scale, x_zp, x_dtype, w_scale, y_scale, y_zp, y_dtype, activation):
+    return dict(x_scale=x_scale, x_zero_point=x_zp, x_dtype=x_dtype, w_scale=[float(s) for s in w_scale],
+                y_scale=y_scale, y_zero_point=y_zp, y_dtype=y_dtype, y_quantized=1, **ACTIVATIONS[activation][0])
+
+
+@needs_kernels("Conv")
+@pytest.mark.parametrize("channels, stride, pad, groups, x_dtype, x_zp, y_dtype, residual, activation", [
+    (8, 1, 1, 1, "int8", 0, "int8", "int8", "Relu"),
+    (8, 2, 0, 2, "uint8", 128, "uint8", None, None),
+    (6, 1, 2, 3, "int8", -3, "uint8", "uint8", "Clip"),
+    (8, 2, 1, 1, "uint8", 100, "int8", "float32", "LeakyRelu"),
+    (64, 1, 1, 1, "int8", 0, "int8", "int8", None),
+])
+def test_qlinear_conv_int8_in_and_out(channels, stride, pad, groups, x_dtype, x_zp, y_dtype, residual, activation):
+    xq = grid_ints((2, channels, 6, 6), x_dtype)
+    wq, w_scale = quantize_weights(RNG.standard_normal((12, channels // groups, 3, 3)).astype(F32), 0, "int8")
+    x_scale = float(F32(0.05))
+    bq = quantize_bias(RNG.standard_normal(12).astype(F32), x_scale, w_scale)
+    acc = ref_conv(xq.astype(np.int64) - x_zp, wq.astype(np.int64), stride, pad, groups) + bq[None, :, None, None]
+    y = ref_dequant(acc, x_scale, w_scale, 1, 4)
+    r_scale, r_zp = float(F32(0.07)), {"int8": -5, "uint8": 90}.get(residual, 0)
+    r = None
+    if residual is not None:
+        r = grid_ints(y.shape, residual) if residual != "float32" else RNG.standard_normal(y.shape).astype(F32)
+        y = y + (ref_residual(r, r_scale, r_zp) if residual != "float32" else r)
+    y = ACTIVATIONS[activation][1](y)
+    y_scale, y_zp = output_grid(y, y_dtype)
+    attrs = dict(chained_attrs(x_scale, x_zp, x_dtype, w_scale, y_scale, y_zp, y_dtype, activation),
+                 strides=[stride, stride], pads=[pad] * 4, group=groups, kernel_shape=[3, 3])
+    if residual in ("int8", "uint8"):
+        attrs.update(r_scale=r_scale, r_zero_point=r_zp)
+    (got,) = ours("QLinearConvFused", [xq, wq, bq, r], attrs, domain="workbench")
+    want = ref_grid(y, y_scale, y_zp, y_dtype)
+    assert got.dtype == np.dtype(y_dtype) and len(np.unique(got)) > 20
+    np.testing.assert_array_equal(got, want)
+    assert np.any(want == np.iinfo(y_dtype).max) or np.any(want == np.iinfo(y_dtype).min)  # saturation is tested
+    # the float path agrees: X given as float32 grid values, the output rounded but kept float32
+    x_float = (xq.astype(F32) - F32(x_zp)) * F32(x_scale)
+    (rounded,) = ours("QLinearConvFused", [x_float, wq, bq, r], {**attrs, "y_quantized": 0}, domain="workbench")
+    np.testing.assert_array_equal(rounded, (got.astype(F32) - F32(y_zp)) * F32(y_scale))
+
+
+@pytest.mark.parametrize("shape, n, x_dtype, x_zp, y_dtype, activation", [
+    ((7, 33), 5, "int8", 0, "int8", None),
+    ((3, 4, 20), 6, "uint8", 128, "int8", "Relu"),
+    ((5, 300), 4, "int8", -2, "uint8", "Clip"),
+    ((2, 3, 16), 3, "uint8", 7, "uint8", "LeakyRelu"),
+])
+def test_qgemm_int8_in_and_out(shape, n, x_dtype, x_zp, y_dtype, activation):
+    xq = grid_ints(shape, x_dtype)
+    wq, w_scale = quantize_weights(RNG.standard_normal((n, shape[-1])).astype(F32), 0, "int8")
+    x_scale = float(F32(0.02))
+    bq = quantize_bias(RNG.standard_normal(n).astype(F32), x_scale, w_scale)
+    acc = (xq.astype(np.int64) - x_zp) @ wq.astype(np.int64).T + bq
+    y = ACTIVATIONS[activation][1](ref_dequant(acc, x_scale, w_scale, len(shape) - 1, len(shape)))
+    y_scale, y_zp = output_grid(y, y_dtype)
+    attrs = chained_attrs(x_scale, x_zp, x_dtype, w_scale, y_scale, y_zp, y_dtype, activation)
+    (got,) = ours("QGemm", [xq, wq, bq], attrs, domain="workbench")
+    assert got.dtype == np.dtype(y_dtype) and got.shape == (*shape[:-1], n)
+    np.testing.assert_array_equal(got, ref_grid(y, y_scale, y_zp, y_dtype))
+    x_float = (xq.astype(F32) - F32(x_zp)) * F32(x_scale)
+    (requantized,) = ours("QGemm", [x_float, wq, bq], attrs, domain="workbench")
+    np.testing.assert_array_equal(requantized, got)  # a float X on the grid quantizes back to xq exactly
+
+
+@pytest.mark.parametrize("x_dtype, change, residual, match", [
+    ("int8", {"x_dtype": "uint8"}, None, "X is int8; a quantized layer takes a float X"),
+    ("int32", {}, None, "X is int32"),
+    ("float32", {"y_quantized": 1}, None, "y_quantized=1 writes grid integers, so it needs y_scale"),
+    ("float32", {"y_quantized": 1, "y_scale": 0.1, "y_dtype": "float8_e4m3fn"}, None, "y_dtype of"),
+    ("float32", {"y_quantized": 2, "y_scale": 0.1}, None, "y_quantized must be 0 or 1"),
+    ("float32", {}, "int8", "needs r_scale"),
+    ("float32", {"r_scale": -1.0}, "uint8", "needs r_scale"),
+    ("float32", {"r_scale": 0.1}, "int32", "a quantized residual must be one of"),
+])
+def test_bad_int8_inputs_and_outputs_are_shape_errors(x_dtype, change, residual, match):
+    spec = spec_for("QLinearConvFused", "workbench")
+    attrs = attributes(spec, {"x_scale": 0.1, "w_scale": [0.1], "pads": [1] * 4, **change}, "QLinearConvFused")
+    r = None if residual is None else Info(residual, ("n", 3, 8, 8))
+    with pytest.raises(ShapeError, match=match):
+        spec.shape_rule(Info(x_dtype, ("n", 4, 8, 8)), Info("int8", (3, 4, 3, 3)), None, r, **attrs)
+
+
+def test_int8_shape_rules_keep_symbolic_dims():
+    conv = spec_for("QLinearConvFused", "workbench")
+    attrs = attributes(conv, {"x_scale": 0.1, "w_scale": [0.1], "pads": [1] * 4, "y_scale": 0.2, "y_dtype": "uint8",
+                              "y_quantized": 1, "r_scale": 0.3}, "QLinearConvFused")
+    out = conv.shape_rule(Info("int8", ("n", 4, "h", 8)), Info("int8", (3, 4, 3, 3)), None,
+                          Info("int8", ("n", 3, "h", 8)), **attrs)
+    assert out == Info("uint8", ("n", 3, "h", 8))
+    gemm = spec_for("QGemm", "workbench")
+    attrs = attributes(gemm, {"x_scale": 0.1, "w_scale": [0.1], "x_dtype": "uint8", "y_scale": 0.2,
+                              "y_quantized": 1}, "QGemm")
+    assert gemm.shape_rule(Info("uint8", ("b", "s", 8)), Info("int8", (3, 8)), None, **attrs) == \
+        Info("int8", ("b", "s", 3))
+    plain = attributes(gemm, {"x_scale": 0.1, "w_scale": [0.1]}, "QGemm")
+    assert gemm.shape_rule(Info("float16", ("b", 8)), Info("int8", (3, 8)), None, **plain) == Info("float32", ("b", 3))

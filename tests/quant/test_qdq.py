@@ -82,6 +82,7 @@ def test_quantize_static_model_matches_onnxruntime(tmp_path, per_channel, activa
     engine = wb.build(net, wb.BuilderConfig(device="cpu", precision="int8", max_batch=8))
     assert engine.report["quantization"]["explicit"] == 4
     assert [engine.precisions[n] for n in ("conv1", "conv2", "fc", "mm")] == ["int8"] * 4
+    assert engine.report["quantization"]["int8_tensors"] == 2  # conv1 -> conv2 and fc -> mm move int8/uint8
     y_scale = float(next(numpy_helper.to_array(i) for i in onnx.load(tmp_path / "q.onnx").graph.initializer
                          if i.name == "y_scale"))
     got = engine.create_execution_context().execute({"x": x})["y"]

@@ -4,31 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.backends.cpu.evaluate import evaluate_layer
 from workbench.quant.quantize import eligibility, quantize_network
 
-from .helpers import convnet, mlp, needs_kernels
+from .helpers import convnet, minmax_scales, mlp, needs_kernels, run
 
 RNG = np.random.default_rng(0)
-
-
-def run(net, feeds: dict) -> dict:
-    """Evaluate a network layer by layer on the CPU kernels (no build: the pass alone is tested)."""
-    env = {**net.weights, **feeds}
-    for layer in net.layers:
-        for name, value in zip(layer.outputs, evaluate_layer(layer, [env[n] if n else None for n in layer.inputs])):
-            env[name] = value
-    return {n: env[n] for n in net.outputs}
-
-
-def minmax_scales(net, x) -> dict:
-    env = {**net.weights, net.inputs[0]: x}
-    scales = {net.inputs[0]: float(np.abs(x).max() / 127)}
-    for layer in net.layers:
-        for name, value in zip(layer.outputs, evaluate_layer(layer, [env[n] if n else None for n in layer.inputs])):
-            env[name] = value
-            scales[name] = float(np.abs(value).max() / 127)
-    return scales
 
 
 @needs_kernels("Gemm", "MatMul", "Relu")

@@ -1,4 +1,4 @@
-"""ResNet-50 (zoo) at INT8: outputs stay close to fp32 on inputs not used for calibration."""
+"""ResNet-50 (zoo) at INT8, int8 between its int8 layers: outputs stay close to fp32 on fresh inputs."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,6 +25,12 @@ def test_resnet50_int8_cosine(tmp_path):
     fp32 = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=2))
     matrix = [l for l in int8.network.layers if l.op in ("QLinearConvFused", "QGemm")]
     assert len(matrix) == 54 and all(int8.precisions[l.name] == "int8" for l in matrix)  # 53 convs + the fc
+    # int8 between int8 layers: all but the stem conv (-> MaxPool), the 4 projection convs (read only as
+    # residuals), the last block (-> GlobalAveragePool) and the fc (the output); 12 identity residuals
+    chained = [l for l in matrix if l.attrs.get("y_quantized")]
+    assert len(chained) == 47 and int8.report["quantization"]["int8_tensors"] == 47
+    assert all(int8.network.tensors[l.outputs[0]].dtype == "int8" for l in chained)
+    assert sum(l.attrs.get("r_scale") is not None for l in matrix) == 12
     y8 = int8.create_execution_context().execute({"input": x})
     y32 = fp32.create_execution_context().execute({"input": x})
     assert cosine(y8, y32) >= 0.99

@@ -27,10 +27,11 @@ def assign_precisions(net, cfg, quantizable=frozenset()) -> dict:
 
 
 def _default(layer, net, precision: str, quantizable) -> str:
-    if not _computes_in_float(layer, net):
-        return "fp32"
+    # first: a quantized layer may write int8 (a chained output) and still computes at its precision
     if precision in ("int8", "fp8") and layer.name in quantizable:
         return precision
+    if not _computes_in_float(layer, net):
+        return "fp32"
     p = _FLOAT_FALLBACK[precision]
     if p == "tf32" and layer.op not in MATMUL_OPS:
         return "fp32"

@@ -14,7 +14,7 @@ import importlib
 _LAZY = {
     "EntropyCalibrator": "calibrators", "MinMaxCalibrator": "calibrators", "PercentileCalibrator": "calibrators",
     "Calibrator": "calibrators", "CalibrationData": "data", "read_cache": "cache", "write_cache": "cache",
-    "quantize_network": "quantize", "fold_qdq": "qdq", "export_qdq": "export",
+    "quantize_network": "quantize", "fold_qdq": "qdq", "export_qdq": "export", "chain_int8": "chain",
     "sensitivity": "mixed", "search": "mixed", "SearchResult": "mixed", "METRICS": "mixed",
 }
 

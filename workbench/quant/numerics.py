@@ -36,12 +36,17 @@ def quantize(x: np.ndarray, scale, zero_point, dtype: str) -> np.ndarray:
     Integers: saturate(round_half_even(x / scale) + zero_point), as ONNX QuantizeLinear.
     float8_e4m3fn: x / scale saturated to +-448, then rounded to nearest even by the cast.
     """
-    scaled = np.asarray(x, np.float32) / np.asarray(scale, np.float32)
+    scaled = np.asarray(np.asarray(x, np.float32) / np.asarray(scale, np.float32))
     if dtype == FP8:
         return np.clip(scaled, -FP8_MAX, FP8_MAX).astype(qtype(FP8))
     info = np.iinfo(dtype)
-    q = np.rint(scaled.astype(np.float64)) + np.asarray(zero_point, np.float64)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    # float32 throughout, in place (a chained layer quantizes every output): rint is exact, and so is
+    # adding an int8/uint8 zero point wherever the sum is not saturated anyway (|value| < 2**24)
+    q = np.rint(scaled, out=scaled)
+    zero_point = np.asarray(zero_point, np.float32)
+    if np.any(zero_point):
+        q = q + zero_point
+    return np.clip(q, info.min, info.max, out=q).astype(dtype)
 
 
 def quantize_centred(x: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:

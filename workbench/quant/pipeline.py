@@ -2,13 +2,15 @@
 
 The builder calls `check` while validating (bad calibration data fails before any work) and
 `lower` after optimizing (its "calibrate" stage). A layer is quantized when its target
-precision, `layer_precisions[name]` or else the build's precision, is int8 or fp8.
+precision, `layer_precisions[name]` or else the build's precision, is int8 or fp8. Last, the
+tensors between int8 layers become int8 (chain.py), so every int8 build moves int8 between them.
 
     >>> net, quantized, info = lower(net, cfg, progress=lambda f: ..., cancel=None)
 """
 from __future__ import annotations
 
 from ..errors import ConfigError
+from .chain import chain_int8, int8_tensors
 from .numerics import is_integer
 from .qdq import fold_qdq
 from .quantize import PRECISIONS, eligibility, is_matrix, is_quantized, quantize_network
@@ -42,7 +44,8 @@ def lower(net, cfg, progress=None, cancel=None):
     """(network with quantized layers, {quantized layer: precision}, report dict).
 
     Explicitly quantized layers (Q/DQ in the model) are folded first; the calibrator then
-    measures the network as it stands and the remaining matrix layers are quantized.
+    measures the network as it stands and the remaining matrix layers are quantized; then the
+    tensors between int8 layers are chained (report: "int8_tensors", how many).
     """
     info: dict = {}
     if not wants_quantization(cfg):
@@ -62,6 +65,8 @@ def lower(net, cfg, progress=None, cancel=None):
         names = [n for n, p in wanted.items() if p == precision]
         if names:
             net = quantize_network(net, scales, precision, layers=names)
+    net = chain_int8(net)
+    info["int8_tensors"] = len(int8_tensors(net))
     quantized = {l.name: layer_precision(l) for l in net.layers if is_quantized(l)}
     info["not_quantized"] = {n: why for n, why in eligibility(net, scales).items()
                              if n in wanted and why is not None}

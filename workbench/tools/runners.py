@@ -171,11 +171,17 @@ class EngineRunner(Runner):
         return self.context.execute(device_feeds, on_layer=on_layer)
 
     def capture(self, feeds: dict) -> tuple:
-        """(outputs, [(layer, {tensor: host array})]) with every layer's outputs, in execution order."""
+        """(outputs, [(layer, {tensor: host array})]) with every layer's outputs, in execution order.
+
+        Outputs held as int8 grid integers between int8 layers come back as their float32 values.
+        """
+        from ..quant.chain import float_value
+
         trace = []
 
         def keep(layer, env):
-            trace.append((layer, {n: np.array(device.to_host(env[n])) for n in layer.outputs if n and n in env}))
+            trace.append((layer, {n: float_value(layer, np.array(device.to_host(env[n])))
+                                  for n in layer.outputs if n and n in env}))
 
         outputs = self.to_host(self.run_with_layers(self.to_device(self.check_feeds(feeds)), keep))
         return outputs, trace

@@ -5,6 +5,9 @@ does (float32 Conv/matmul over chunks of the reduction small enough that every p
 below 2**24, the chunks added in int64; float64 where a grouped conv cannot be chunked), the
 int32 bias is added to the integer accumulator, and dequantization is one float32 multiply.
 float8 layers quantize both operands to e4m3 and accumulate in float32, as Hopper does.
+Tensors between chained layers (quant/chain.py) arrive and leave as int8/uint8 grid integers:
+an X already quantized is only centred, an integer residual is dequantized with one float32
+multiply, and a y_quantized output is quantized where the next layer would have quantized it.
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import numpy as np
 
 from ....errors import UnsupportedError
 from ....ir.opdefs.quantized import CONV_ATTRS, DOMAIN
-from ....quant.numerics import fake_quantize, is_integer, quantize, quantize_centred
+from ....quant.numerics import dequantize, fake_quantize, is_integer, quantize, quantize_centred
 from ..registry import kernel, kernel_for
 from .fused import activate
 
@@ -40,8 +43,11 @@ def _fp8_input(x, attrs: dict) -> np.ndarray:
 
 
 def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, activation, activation_alpha,
-              activation_beta, y_scale, y_zero_point, y_dtype, **_):
-    """Bias, dequantization, residual, activation and optional output rounding, in that order."""
+              activation_beta, y_scale, y_zero_point, y_dtype, y_quantized, r_scale=None, r_zero_point=0, **_):
+    """Bias, dequantization, residual, activation and optional output rounding, in that order.
+
+    A y_quantized output leaves as y_dtype grid integers, otherwise as float32.
+    """
     unit = np.float32(x_scale) * _channels(w_scale, channel_axis, acc.ndim, np.float32)
     if is_integer(x_dtype):
         if b is not None:
@@ -52,16 +58,33 @@ def _epilogue(acc, b, residual, channel_axis, *, x_scale, x_dtype, w_scale, acti
         if b is not None:
             y += _channels(b, channel_axis, acc.ndim, np.float32)
     if residual is not None:
-        y = y + residual.astype(np.float32)
+        y = y + _residual(residual, r_scale, r_zero_point)
     y = activate(y, activation, activation_alpha, activation_beta)
+    if y_quantized:
+        return quantize(y, np.float32(y_scale), y_zero_point, y_dtype)
     if y_scale is not None:
         y = fake_quantize(y, np.float32(y_scale), y_zero_point, y_dtype)
     return y.astype(np.float32, copy=False)
 
 
+def _residual(residual, r_scale, r_zero_point) -> np.ndarray:
+    """The residual's float32 values: grid integers are dequantized (r - r_zp) * r_scale in float32."""
+    if residual.dtype.kind in "iu":
+        return dequantize(residual, np.float32(r_scale), r_zero_point)
+    return residual.astype(np.float32, copy=False)
+
+
 def _centred(x, attrs: dict, w):
-    """(q(X) - x_zp, Wq - w_zp) as float32 arrays of small integers (w_zp along W's axis 0)."""
-    xc = quantize_centred(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
+    """(q(X) - x_zp, Wq - w_zp) as float32 arrays of small integers (w_zp along W's axis 0).
+
+    An integer X already holds q(X) (the shape rule checked its dtype is x_dtype): it is only centred.
+    """
+    if x.dtype.kind in "iu":
+        xc = x.astype(np.float32)
+        if attrs["x_zero_point"]:
+            xc -= np.float32(attrs["x_zero_point"])
+    else:
+        xc = quantize_centred(x, attrs["x_scale"], attrs["x_zero_point"], attrs["x_dtype"])
     wc = w.astype(np.float32)
     w_zp = attrs["w_zero_point"]
     if w_zp is not None and np.any(np.asarray(w_zp)):

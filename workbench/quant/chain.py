@@ -1,0 +1,107 @@
+"""Int8 between int8 layers: a pure Network -> Network pass over quantized layers, as TensorRT does.
+
+A quantized layer's float32 output t is written as grid integers (y_quantized=1, t's dtype
+int8/uint8) when every reader of t is an int8/uint8 quantized layer that reads t as X (input 0)
+or as QLinearConvFused's residual (input 3), at least one reads it as X, and all X readers
+quantize on one grid (x_scale, x_zero_point, x_dtype). The producer then rounds to that grid
+(y_scale/y_zero_point/y_dtype), X readers take the integers as they are and residual readers
+dequantize them (r_scale/r_zero_point). Graph outputs, tensors read by any other layer, and
+producers already rounding to another grid (explicit Q/DQ) keep float32; fp8 layers never chain.
+
+Values: an X-only chain is bit-identical to the unchained network (the producer rounds exactly
+as its readers would have quantized). A chained residual is the grid value of the float it was.
+
+    >>> net = chain_int8(net)            # after quantize_network / fold_qdq
+    >>> int8_tensors(net)                # ['conv1_out', ...]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.opdefs.quantized import GRID_TYPES
+from .numerics import dequantize
+from .quantize import is_quantized
+
+X, RESIDUAL = 0, 3  # the input positions a chained tensor may be read at
+
+
+def chain_int8(net):
+    """A copy of `net` whose tensors between int8 quantized layers are int8 where every reader allows it."""
+    net = net.copy()
+    readers = net.consumers()
+    for layer in net.layers:
+        grid = chain_grid(net, layer, readers)
+        if grid is not None:
+            _chain(net, layer, grid, readers[layer.outputs[0]])
+    return net
+
+
+def chain_grid(net, layer, readers: dict):
+    """(scale, zero point, dtype) that `layer`'s output can be written on for its readers, or None."""
+    if not _integer_recipe(layer) or layer.attrs.get("y_quantized") or len(layer.outputs) != 1:
+        return None
+    out = layer.outputs[0]
+    users = readers.get(out, [])
+    if out in net.outputs or net.tensors[out].dtype != "float32" or not users:
+        return None
+    if not all(_integer_recipe(u) and _positions(u, out) <= _allowed(u) for u in users):
+        return None
+    grids = {_grid(u) for u in users if X in _positions(u, out)}
+    if len(grids) != 1:
+        return None  # no X reader (nothing to choose the grid), or readers that disagree
+    grid = grids.pop()
+    if layer.attrs.get("y_scale") is not None and _output_grid(layer) != grid:
+        return None  # the model rounds this output to a grid of its own (explicit Q/DQ)
+    return grid
+
+
+def _chain(net, layer, grid: tuple, users: list) -> None:
+    """Write `layer`'s output on `grid` as integers; its residual readers dequantize it."""
+    scale, zero_point, dtype = grid
+    layer.attrs.update(y_scale=scale, y_zero_point=zero_point, y_dtype=dtype, y_quantized=1)
+    out = layer.outputs[0]
+    net.tensors[out].dtype = dtype
+    for user in users:
+        if RESIDUAL in _positions(user, out):
+            user.attrs.update(r_scale=scale, r_zero_point=zero_point)
+
+
+def _integer_recipe(layer) -> bool:
+    return is_quantized(layer) and layer.attrs.get("x_dtype", "int8") in GRID_TYPES
+
+
+def _positions(layer, name: str) -> set:
+    """Where `layer` reads `name`: input positions, or -1 for a read by one of its subgraphs."""
+    found = {i for i, n in enumerate(layer.inputs) if n == name}
+    return found | ({-1} if name in layer.outer_reads() else set())
+
+
+def _allowed(layer) -> set:
+    return {X, RESIDUAL} if layer.op == "QLinearConvFused" else {X}
+
+
+def _grid(layer) -> tuple:
+    """The grid a layer quantizes its X on, with the scale as float32 (how the kernels use it)."""
+    a = layer.attrs
+    return float(np.float32(a["x_scale"])), int(a.get("x_zero_point") or 0), a.get("x_dtype", "int8")
+
+
+def _output_grid(layer) -> tuple:
+    a = layer.attrs
+    return float(np.float32(a["y_scale"])), int(a.get("y_zero_point") or 0), a.get("y_dtype", "int8")
+
+
+# ---- reading chained tensors ---------------------------------------------------------------------
+def int8_tensors(net) -> list:
+    """The tensors of `net` that chained layers write as grid integers, in layer order."""
+    return [layer.outputs[0] for layer in net.layers if is_quantized(layer) and layer.attrs.get("y_quantized")]
+
+
+def float_value(layer, value):
+    """A layer output as the model's float32 values: a y_quantized output's integers dequantized.
+
+    Per-layer tools (compare, capture) see the same values whether the engine chained or not.
+    """
+    if value is None or not (is_quantized(layer) and layer.attrs.get("y_quantized")):
+        return value
+    return dequantize(value, np.float32(layer.attrs["y_scale"]), layer.attrs.get("y_zero_point") or 0)
