@@ -5,6 +5,7 @@
                 (both operands K-contiguous: W is stored (N, K)), then one generated epilogue.
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
+    fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
     int8-conv   QLinearConvFused (integer recipes): the centred integers as fp16 through cuDNN with
                 float32 accumulation and output, exact while partial sums stay below 2**24 (checked
                 against the CPU at build time), then the same epilogue.
@@ -264,9 +265,10 @@ def _gemm_check(site, fp8: bool, missing) -> str | None:
     if site.op == "QLinearConvFused" and not _is_pointwise_conv(site):
         return "not a 1x1 convolution without padding (the conv tactics run those)"
     n, k = _gemm_sizes(site)
-    align = 16 if fp8 else 4
-    if n % align or k % align:
-        return f"{'FP8' if fp8 else 'int8'} tensor-core GEMMs need N and K multiples of {align}, got N={n}, K={k}"
+    n_align, k_align = (8, 16) if fp8 else (4, 4)  # 16-byte aligned rows of the operands and the result
+    if n % n_align or k % k_align:
+        return f"{'FP8' if fp8 else 'int8'} tensor-core GEMMs need N a multiple of {n_align} and K of {k_align}, " \
+               f"got N={n}, K={k}"
     return None
 
 
@@ -367,6 +369,15 @@ def _encode_values(w):
     return k(cp.ascontiguousarray(w))
 
 
+def _pad_channels(nhwc, pad: int):
+    """(..., C) -> (..., C + pad), the new channels zero (they add nothing to the products)."""
+    if not pad:
+        return nhwc
+    out = cp.zeros(nhwc.shape[:-1] + (nhwc.shape[-1] + pad,), nhwc.dtype)
+    out[..., :nhwc.shape[-1]] = nhwc
+    return out
+
+
 def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
     """A quantized convolution through cuDNN in fp16 with float32 accumulation and output.
 
@@ -390,20 +401,13 @@ def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
     unit = _vector(recipe.unit, g.k, np.float32)
     half = np.dtype(np.float16)
 
-    def padded(nhwc):  # (..., C) -> (..., C + pad) with zeros
-        if not pad:
-            return nhwc
-        out = cp.zeros(nhwc.shape[:-1] + (nhwc.shape[-1] + pad,), nhwc.dtype)
-        out[..., :nhwc.shape[-1]] = nhwc
-        return out
-
     def weights(wt):  # (K, C, R, S) -> KRSC fp16 holding the same values
-        return padded(cp.ascontiguousarray(wt.transpose(0, 2, 3, 1).astype(half))).transpose(0, 3, 1, 2)
+        return _pad_channels(cp.ascontiguousarray(wt.transpose(0, 2, 3, 1).astype(half)), pad).transpose(0, 3, 1, 2)
 
     def run(args):
         wq = dev.derive(args[1], ("q-krsc-fp16", pad), weights, site.const[1])
         bias = _bias(site, args, dev, g.k, np.float32 if recipe.fp8 else np.int32)
-        xq = padded(recipe.quantize(args[0].transpose(0, 2, 3, 1), "float16"))  # NHWC
+        xq = _pad_channels(recipe.quantize(args[0].transpose(0, 2, 3, 1), "float16"), pad)  # NHWC
         y = cp.empty((g.n, g.p, g.q, g.k), np.float32)
         conv.execute(index, {"X": xq.transpose(0, 3, 1, 2), "W": wq, "Y": y}, dev.workspace(ws),
                      dev.cudnn_handle())
@@ -449,26 +453,31 @@ class Fp8Conv:
         return _conv_as_fp16(site, params, dev, "fp8-conv")
 
 
-# ------------------------------------------------------------------------------- cuDNN int8 graph
-class CudnnInt8Conv(CudnnPlans):
-    """conv(int8 X, int8 W) -> int32, x per-channel scale, + bias, + residual, ReLU, one cuDNN graph."""
+# ------------------------------------------------------------------------------- cuDNN int8 / FP8 graphs
+class CudnnQuantConv(CudnnPlans):
+    """conv(q(X), Wq) x per-channel scale + bias (+ residual) (+ ReLU) as one cuDNN graph.
 
-    def __init__(self, site, dev):
+    int8: int8 operands, int32 accumulation; fp8: E4M3 operands (uint8 bits), float32 accumulation.
+    Input channels padded by `pad` zeros (int8 engines want multiples of 4, FP8 of 16).
+    """
+
+    def __init__(self, site, dev, pad: int):
         cudnn = library("cudnn")
         recipe, g = Recipe(site), geometry(site)
         dt = cudnn.data_type
+        io, acc = (dt.FP8_E4M3, dt.FLOAT) if recipe.fp8 else (dt.INT8, dt.INT32)
         self.geo = g
-        graph = cudnn.pygraph(io_data_type=dt.INT8, intermediate_data_type=dt.FLOAT, compute_data_type=dt.INT32,
+        c = g.c + pad
+        graph = cudnn.pygraph(io_data_type=io, intermediate_data_type=dt.FLOAT, compute_data_type=acc,
                               handle=dev.cudnn_handle())
-        nhwc = [g.h * g.w * g.c, 1, g.w * g.c, g.c]
         out_stride = [g.p * g.q * g.k, 1, g.q * g.k, g.k]
         vec = dict(dim=[1, g.k, 1, 1], stride=[g.k, 1, g.k, g.k], data_type=dt.FLOAT)
-        t = {"X": graph.tensor(name="X", dim=[g.n, g.c, g.h, g.w], stride=nhwc, data_type=dt.INT8),
-             "W": graph.tensor(name="W", dim=[g.k, g.c, g.r, g.s], stride=[g.r * g.s * g.c, 1, g.s * g.c, g.c],
-                               data_type=dt.INT8),
+        scalar = dict(dim=[1, 1, 1, 1], stride=[1, 1, 1, 1], data_type=dt.FLOAT)
+        t = {"X": graph.tensor(name="X", dim=[g.n, c, g.h, g.w], stride=[g.h * g.w * c, 1, g.w * c, c], data_type=io),
+             "W": graph.tensor(name="W", dim=[g.k, c, g.r, g.s], stride=[g.r * g.s * c, 1, g.s * c, c], data_type=io),
              "S": graph.tensor(name="S", **vec)}
         y = graph.conv_fprop(image=t["X"], weight=t["W"], pre_padding=list(g.pad_begin), post_padding=list(g.pad_end),
-                             stride=list(g.stride), dilation=list(g.dilation), compute_data_type=dt.INT32)
+                             stride=list(g.stride), dilation=list(g.dilation), compute_data_type=acc)
         y = graph.mul(a=y, b=t["S"], compute_data_type=dt.FLOAT)
         if site.present(2):
             t["B"] = graph.tensor(name="B", **vec)
@@ -478,20 +487,87 @@ class CudnnInt8Conv(CudnnPlans):
             t["R"] = graph.tensor(name="R", dim=[g.n, g.k, g.p, g.q], stride=out_stride, data_type=r_type)
             r = t["R"]
             if site.dtype(3) == "int8":
-                t["RS"] = graph.tensor(name="RS", dim=[1, 1, 1, 1], stride=[1, 1, 1, 1], data_type=dt.FLOAT)
+                t["RS"] = graph.tensor(name="RS", **scalar)
                 r = graph.mul(a=r, b=t["RS"], compute_data_type=dt.FLOAT)
             y = graph.add(a=y, b=r, compute_data_type=dt.FLOAT)
         if recipe.act:
             y = graph.relu(input=y, compute_data_type=dt.FLOAT)
         if recipe.y_int:  # the next layer's integers: v / y_scale, rounded and saturated by the conversion
-            t["YS"] = graph.tensor(name="YS", dim=[1, 1, 1, 1], stride=[1, 1, 1, 1], data_type=dt.FLOAT)
+            t["YS"] = graph.tensor(name="YS", **scalar)
             y = graph.mul(a=y, b=t["YS"], compute_data_type=dt.FLOAT)
-        out_type = dt.INT8 if recipe.y_int else dt.FLOAT
-        y.set_output(True).set_data_type(out_type).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
+        y.set_output(True).set_data_type(dt.INT8 if recipe.y_int else dt.FLOAT).set_dim([g.n, g.k, g.p, g.q]) \
+            .set_stride(out_stride)
         t["Y"] = y
         graph.validate()
         graph.build_operation_graph()
         self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.B])
+
+
+def _graph_check(site, fp8: bool) -> str | None:
+    """Why the cuDNN int8 / FP8 graph tactic does not take the site, or None."""
+    recipe = Recipe(site)
+    if recipe.fp8 != fp8:
+        return "float8 layers run fp8-cudnn" if recipe.fp8 else "integer layers run int8-cudnn"
+    why = cudnn_missing() or recipe.why_not(site)
+    if why:
+        return why
+    g = geometry(site)
+    if not fp8 and (recipe.x_dtype != "int8" or (recipe.y_int and recipe.grid[1] != 0) or recipe.y_int == "uint8"):
+        return "needs int8 X and, for an integer output, int8 with zero point 0"
+    if (recipe.grid and not recipe.y_int) or recipe.fp8_grid is not None:
+        return "an output grid on a float output is left to the exact conv tactics"
+    if recipe.act and recipe.act[0] != "Relu":
+        return f"activation {recipe.act[0]} is not fused (ReLU only)"
+    if site.present(3) and site.dtype(3) in INTS and (site.dtype(3) != "int8" or recipe.r_grid[1] != 0):
+        return "an integer residual must be int8 with zero point 0"
+    if g.group != 1 or g.k % (16 if fp8 else 4):
+        return f"needs group 1 and output channels in multiples of {16 if fp8 else 4}, got group {g.group}, K={g.k}"
+    return None
+
+
+def _graph_kernel(site, params, dev, fp8: bool) -> Kernel:
+    recipe, g0 = Recipe(site), geometry(site)
+    pad = -g0.c % (16 if fp8 else 4)
+    conv = dev.cached(("cudnn-quant-graph", site.key()), lambda: CudnnQuantConv(site, dev, pad))
+    index = int(params.get("plan", 0))
+    ws, name = conv.build(index)
+    g = conv.geo
+    scale = _vector(recipe.unit, g.k, np.float32)
+    consts = {"RS": recipe.r_grid[0], "YS": 1.0 / recipe.grid[0] if recipe.y_int else None}
+    scalars = {k: cp.asarray([v], np.float32) for k, v in consts.items() if v is not None and k in conv.tensors}
+    kind = "e4m3" if fp8 else "int8"
+
+    def weights(w):  # (K, C, R, S) -> KRSC (int8, or E4M3 bits), channels padded
+        w = cp.ascontiguousarray(w.transpose(0, 2, 3, 1))
+        return _pad_channels(_encode_values(w) if fp8 else w, pad).transpose(0, 3, 1, 2)
+
+    def bias_values(b):  # int8: int32 in units of x_scale * w_scale[c]; fp8: already float
+        b = _host(b).astype(np.float64).reshape(-1)
+        return cp.asarray(b if fp8 else b * recipe.unit.astype(np.float64), np.float32)
+
+    def run(args):
+        x = args[0]
+        if fp8 or pad or x.dtype != np.int8 or not x.transpose(0, 2, 3, 1).flags.c_contiguous:
+            x = _pad_channels(recipe.quantize(x.transpose(0, 2, 3, 1), kind), pad).transpose(0, 3, 1, 2)
+        bufs = {"X": x, "W": dev.derive(args[1], (f"{kind}-krsc", pad), weights, site.const[1]), "S": scale}
+        if site.present(2):
+            bufs["B"] = dev.derive(args[2], (f"{kind}-fbias",), bias_values, site.const[2])
+        if site.present(3):
+            r = args[3]
+            if not r.transpose(0, 2, 3, 1).flags.c_contiguous:
+                r = cp.ascontiguousarray(r.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+            bufs["R"] = r
+        bufs.update(scalars)
+        y = cp.empty((g.n, g.p, g.q, g.k), np.int8 if recipe.y_int else np.float32)
+        bufs["Y"] = y
+        conv.execute(index, bufs, dev.workspace(ws), dev.cudnn_handle())
+        return [y.transpose(0, 3, 1, 2)]
+
+    return Kernel(run, workspace=ws, label=f"{'fp8' if fp8 else 'int8'}-cudnn:{name}")
+
+
+def _graph_candidates(site, level):
+    return [{"plan": i} for i in range(PLANS_PER_LEVEL.get(level, 3))]
 
 
 @tactic("int8-cudnn", ops=QCONV_OPS, precisions=("int8",), rank=15)
@@ -500,62 +576,25 @@ class Int8Cudnn:
 
     @staticmethod
     def check(site):
-        recipe = Recipe(site)
-        if recipe.fp8:
-            return "float8 layers run fp8-conv"
-        why = cudnn_missing() or recipe.why_not(site)
-        if why:
-            return why
-        g = geometry(site)
-        if recipe.x_dtype != "int8" or (recipe.y_int and recipe.grid[1] != 0) or recipe.y_int == "uint8":
-            return "needs int8 X and, for an integer output, int8 with zero point 0"
-        if recipe.grid and not recipe.y_int:
-            return "an output grid on a float output is left to int8-conv"
-        if recipe.act and recipe.act[0] != "Relu":
-            return f"activation {recipe.act[0]} is not fused (ReLU only)"
-        if site.present(3) and site.dtype(3) == "int8" and recipe.r_grid[1] != 0:
-            return "an int8 residual needs zero point 0"
-        if g.group != 1 or g.c % 4 or g.k % 4:
-            return f"needs group 1 and channels in multiples of 4, got group {g.group}, C={g.c}, K={g.k}"
-        return None
+        return _graph_check(site, False)
 
-    @staticmethod
-    def candidates(site, level):
-        return [{"plan": i} for i in range(PLANS_PER_LEVEL.get(level, 3))]
+    candidates = staticmethod(_graph_candidates)
 
     @staticmethod
     def prepare(site, params, dev):
-        recipe = Recipe(site)
-        conv = dev.cached(("cudnn-int8-fused", site.key()), lambda: CudnnInt8Conv(site, dev))
-        index = int(params.get("plan", 0))
-        ws, name = conv.build(index)
-        g = conv.geo
-        scale = _vector(recipe.unit, g.k, np.float32)
-        consts = {"RS": recipe.r_grid[0], "YS": 1.0 / recipe.grid[0] if recipe.y_int else None}
-        scalars = {k: cp.asarray([v], np.float32) for k, v in consts.items() if v is not None}
+        return _graph_kernel(site, params, dev, False)
 
-        def weights(w):  # (K, C, R, S) int8 -> KRSC
-            return cp.ascontiguousarray(w.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
-        def bias_values(b):  # int32 bias in units of x_scale * w_scale[c] -> float
-            return cp.asarray(_host(b).astype(np.float64).reshape(-1) * recipe.unit.astype(np.float64), np.float32)
+@tactic("fp8-cudnn", ops=QCONV_OPS, precisions=("fp8",), rank=15)
+class Fp8Cudnn:
+    """float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, float32 out)."""
 
-        def run(args):
-            x = args[0]
-            if x.dtype != np.int8 or not x.transpose(0, 2, 3, 1).flags.c_contiguous:
-                x = recipe.quantize(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-            bufs = {"X": x, "W": dev.derive(args[1], ("int8-krsc",), weights, site.const[1]), "S": scale}
-            if site.present(2):
-                bufs["B"] = dev.derive(args[2], ("int8-fbias",), bias_values, site.const[2])
-            if site.present(3):
-                r = args[3]
-                if not r.transpose(0, 2, 3, 1).flags.c_contiguous:
-                    r = cp.ascontiguousarray(r.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-                bufs["R"] = r
-            bufs.update({k: v for k, v in scalars.items() if k in conv.tensors})
-            y = cp.empty((g.n, g.p, g.q, g.k), np.int8 if recipe.y_int else np.float32)
-            bufs["Y"] = y
-            conv.execute(index, bufs, dev.workspace(ws), dev.cudnn_handle())
-            return [y.transpose(0, 3, 1, 2)]
+    @staticmethod
+    def check(site):
+        return _graph_check(site, True)
 
-        return Kernel(run, workspace=ws, label=f"int8-cudnn:{name}")
+    candidates = staticmethod(_graph_candidates)
+
+    @staticmethod
+    def prepare(site, params, dev):
+        return _graph_kernel(site, params, dev, True)
