@@ -570,31 +570,15 @@ def _graph_candidates(site, level):
     return [{"plan": i} for i in range(PLANS_PER_LEVEL.get(level, 3))]
 
 
-@tactic("int8-cudnn", ops=QCONV_OPS, precisions=("int8",), rank=15)
-class Int8Cudnn:
-    """QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, float32 or int8 out)."""
-
-    @staticmethod
-    def check(site):
-        return _graph_check(site, False)
-
-    candidates = staticmethod(_graph_candidates)
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _graph_kernel(site, params, dev, False)
+def _graph_tactic(name: str, fp8: bool, doc: str):
+    """Register the cuDNN graph tactic for one kind of quantized convolution (int8 or FP8)."""
+    impl = type(name, (), {"__doc__": doc, "check": staticmethod(lambda site: _graph_check(site, fp8)),
+                           "candidates": staticmethod(_graph_candidates),
+                           "prepare": staticmethod(lambda site, params, dev: _graph_kernel(site, params, dev, fp8))})
+    return tactic(name, ops=QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=15)(impl)
 
 
-@tactic("fp8-cudnn", ops=QCONV_OPS, precisions=("fp8",), rank=15)
-class Fp8Cudnn:
-    """float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, float32 out)."""
-
-    @staticmethod
-    def check(site):
-        return _graph_check(site, True)
-
-    candidates = staticmethod(_graph_candidates)
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _graph_kernel(site, params, dev, True)
+Int8Cudnn = _graph_tactic("int8-cudnn", False, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
+                                               "float32 or int8 out).")
+Fp8Cudnn = _graph_tactic("fp8-cudnn", True, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
+                                            "float32 out).")
