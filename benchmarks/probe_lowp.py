@@ -183,6 +183,15 @@ def encode_e4m3(v):
     return (bits | sign).astype(np.uint8)
 
 
+def plans(cudnn, g, mode_name: str) -> None:
+    """Validate a cuDNN graph and build every plan the heuristics mode offers (execute runs the first)."""
+    g.validate()
+    g.build_operation_graph()
+    g.create_execution_plans([getattr(cudnn.heur_mode, mode_name)])
+    g.check_support()
+    g.build_plans(cudnn.build_plan_policy.ALL)
+
+
 CONVS = [("l1-3x3", 256, 56, 56, 64, 64), ("l3-3x3", 256, 14, 14, 256, 256)]
 
 
@@ -218,11 +227,7 @@ def conv_cases(results):
                     if "relu" in label:
                         y = g.relu(input=y)
                     y.set_output(True).set_data_type(out_t).set_dim([n, k, h, w]).set_stride([h * w * k, 1, w * k, k])
-                    g.validate()
-                    g.build_operation_graph()
-                    g.create_execution_plans([getattr(cudnn.heur_mode, mode_name)])
-                    g.check_support()
-                    g.build_plans(cudnn.build_plan_policy.ALL)
+                    plans(cudnn, g, mode_name)
                     xd, wd = enc(xs), enc(ws_)
                     npdt = {dt.HALF: np.float16, dt.FLOAT: np.float32, dt.INT8: np.int8}[out_t]
                     yd = cp.empty((n, h, w, k), npdt)
@@ -309,11 +314,7 @@ def int8_fusion_cases(results):
                         y = g.relu(input=y, compute_data_type=dt.FLOAT)
                     out_t, out_np = (dt.HALF, np.float16) if "f16" in v.split("->")[-1] else (dt.INT8, np.int8)
                     y.set_output(True).set_data_type(out_t).set_dim([n, k, h, w]).set_stride([h * w * k, 1, w * k, k])
-                    g.validate()
-                    g.build_operation_graph()
-                    g.create_execution_plans([getattr(cudnn.heur_mode, mode_name)])
-                    g.check_support()
-                    g.build_plans(cudnn.build_plan_policy.ALL)
+                    plans(cudnn, g, mode_name)
                     yd = cp.empty((n, h, w, k), out_np)
                     bufs[y] = yd
                     wsb = cp.empty(max(g.get_workspace_size(), 1), np.uint8)

@@ -9,6 +9,7 @@ from tests.gpu.helpers import NotApplicable, rel_l2, run_tactic
 from workbench.backends.cpu.kernels.quantized import qgemm, qlinear_conv_fused
 from workbench.ir.opdefs.fused import ACTIVATION_ATTRS, CONV_ATTRS
 from workbench.ir.opdefs.quantized import QUANT_ATTRS
+from workbench.quant.numerics import FP8
 
 pytestmark = pytest.mark.gpu
 
@@ -76,7 +77,6 @@ def test_qconv(tactic, kernel, stride, pads, residual, act):
 
 
 # ------------------------------------------------------------------------------- float8 (E4M3)
-FP8 = "float8_e4m3fn"
 
 
 def _fp8_weights(rng, shape):

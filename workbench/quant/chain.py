@@ -50,7 +50,7 @@ def chain_grid(net, layer, readers: dict):
     if len(grids) != 1:
         return None  # no X reader (nothing to choose the grid), or readers that disagree
     grid = grids.pop()
-    if layer.attrs.get("y_scale") is not None and _output_grid(layer) != grid:
+    if layer.attrs.get("y_scale") is not None and _grid(layer, "y") != grid:
         return None  # the model rounds this output to a grid of its own (explicit Q/DQ)
     return grid
 
@@ -80,15 +80,11 @@ def _allowed(layer) -> set:
     return {X, RESIDUAL} if layer.op == "QLinearConvFused" else {X}
 
 
-def _grid(layer) -> tuple:
-    """The grid a layer quantizes its X on, with the scale as float32 (how the kernels use it)."""
+def _grid(layer, side: str = "x") -> tuple:
+    """The grid a layer quantizes its X ("x") or rounds its output ("y") on, the scale as float32
+    (how the kernels use it)."""
     a = layer.attrs
-    return float(np.float32(a["x_scale"])), int(a.get("x_zero_point") or 0), a.get("x_dtype", "int8")
-
-
-def _output_grid(layer) -> tuple:
-    a = layer.attrs
-    return float(np.float32(a["y_scale"])), int(a.get("y_zero_point") or 0), a.get("y_dtype", "int8")
+    return float(np.float32(a[f"{side}_scale"])), int(a.get(f"{side}_zero_point") or 0), a.get(f"{side}_dtype", "int8")
 
 
 # ---- reading chained tensors ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ TN layout cuBLASLt requires for FP8: D (M, N) row-major = X (M, K) . W (N, K)^T,
 Calls go to the device's stream, so they can be captured into a CUDA graph.
 
     >>> mm = LtMatmul(dev, m, n, k, E4M3, R32F)        # algorithms from cuBLASLt's heuristics
-    >>> mm(x_bits, w_bits, out, alpha=0.01, algo=0)
+    >>> mm(x_bits, w_bits, out, np.full(1, 0.01, np.float32), algo=0)
 """
 from __future__ import annotations
 
@@ -57,11 +57,10 @@ class LtMatmul:
             raise RuntimeError("cuBLASLt has no algorithm for this product")
         self.beta = np.zeros(1, np.float32)
 
-    def __call__(self, x, w, out, alpha, algo: int = 0) -> None:
-        if algo >= self.count:
-            raise RuntimeError(f"cuBLASLt offers {self.count} algorithm(s), no algorithm {algo}")
-        a = np.full(1, alpha, np.float32)  # read by cuBLASLt when the call is made (or captured)
+    def __call__(self, x, w, out, alpha: np.ndarray, algo: int = 0) -> None:
+        """out = alpha * x . w^T; alpha is a host float32 array of one value (read when the call is made
+        or captured); algo indexes the heuristic's algorithms (the caller checked it against count)."""
         ws = self.dev.workspace(WORKSPACE)
-        self.lt.matmul(self.handle, self.desc, a.ctypes.data, w.data.ptr, self.a, x.data.ptr, self.b,
+        self.lt.matmul(self.handle, self.desc, alpha.ctypes.data, w.data.ptr, self.a, x.data.ptr, self.b,
                        self.beta.ctypes.data, out.data.ptr, self.d, out.data.ptr, self.d,
                        self.results[algo]["algo"].ctypes.data, ws.data.ptr, WORKSPACE, self.dev.stream.ptr)

@@ -32,6 +32,8 @@ import struct
 
 import numpy as np
 
+from ...ir.opdefs.quantized import GRID_TYPES as INTS
+from ...quant.numerics import FP8
 from .conv import CudnnConv, geometry
 from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
@@ -42,8 +44,6 @@ from .tactics import PLANS_PER_LEVEL, Kernel, ops, tactic
 
 QGEMM_OPS = ops("QGemm", domain="workbench")
 QCONV_OPS = ops("QLinearConvFused", domain="workbench")
-FP8 = "float8_e4m3fn"
-INTS = ("int8", "uint8")
 CUBLAS_WORKSPACE = 32 << 20
 R_8I, R_32I = 3, 10  # cudaDataType
 # x_dtype -> (zero point the centred integers need to fit int8, lowest and highest centred value)
@@ -168,6 +168,7 @@ class Recipe:
             self.fp8_grid = float(np.float32(y_scale))
         self.y_int = y_dtype if a.get("y_quantized") and self.grid else None
         self.r_grid = [float(np.float32(a.get("r_scale") or 0)), int(a.get("r_zero_point") or 0)]
+        self._kernels: dict = {}  # by operand dtypes: a run looks its kernels up without building recipes
 
     def why_not(self, site) -> str | None:
         if not self.ok_zero_point:
@@ -194,17 +195,25 @@ class Recipe:
 
     def quantize(self, x_view, out: str = "int8"):
         """What the product reads (see _quantize_source), contiguous, from X in any strides."""
-        r = {"in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale,
-             "lo": self.lo, "hi": self.hi, "offset": self.offset}
-        return _elementwise(r, _quantize_source)(x_view)
+        key = ("q", x_view.dtype, out)
+        k = self._kernels.get(key)
+        if k is None:
+            r = {"in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale,
+                 "lo": self.lo, "hi": self.hi, "offset": self.offset}
+            k = self._kernels[key] = _elementwise(r, _quantize_source)
+        return k(x_view)
 
     def epilogue(self, acc, unit, bias=None, residual=None):
-        res = np.dtype(residual.dtype).name if residual is not None else None
-        r = {"acc": np.dtype(acc.dtype).name, "bias": np.dtype(bias.dtype).name if bias is not None else None,
-             "residual": res, "r_grid": self.r_grid if res in INTS else None, "fp8": self.fp8, "act": self.act,
-             "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int}
         args = [acc, unit] + ([bias] if bias is not None else []) + ([residual] if residual is not None else [])
-        return _elementwise(r, _epilogue_source)(*args)
+        key = ("e", acc.dtype, None if bias is None else bias.dtype, None if residual is None else residual.dtype)
+        k = self._kernels.get(key)
+        if k is None:
+            res = np.dtype(residual.dtype).name if residual is not None else None
+            r = {"acc": np.dtype(acc.dtype).name, "bias": np.dtype(bias.dtype).name if bias is not None else None,
+                 "residual": res, "r_grid": self.r_grid if res in INTS else None, "fp8": self.fp8, "act": self.act,
+                 "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int}
+            k = self._kernels[key] = _elementwise(r, _epilogue_source)
+        return k(*args)
 
 
 def _host(x):
@@ -340,11 +349,11 @@ class Fp8Gemm:
     def prepare(site, params, dev):
         recipe = Recipe(site)
         n, k = _gemm_sizes(site)
-        m = int(np.prod(site.shape(0)[:-1])) if site.op == "QGemm" else \
-            int(np.prod([geometry(site).n, geometry(site).p, geometry(site).q]))
+        g = geometry(site) if site.op == "QLinearConvFused" else None
+        m = g.n * g.p * g.q if g else int(np.prod(site.shape(0)[:-1]))  # rows: pixels, or X's leading dims
         d_type = R32F if params.get("out", "float32") == "float32" else R16F
         mm = dev.cached(("lt-fp8", m, n, k, d_type), lambda: LtMatmul(dev, m, n, k, E4M3, d_type))
-        algo, alpha = int(params.get("algo", 0)), float(recipe.unit[0])
+        algo, alpha = int(params.get("algo", 0)), np.full(1, recipe.unit[0], np.float32)
         if algo >= mm.count:
             raise RuntimeError(f"cuBLASLt offers {mm.count} algorithm(s), no algorithm {algo}")
 
@@ -378,7 +387,7 @@ def _pad_channels(nhwc, pad: int):
     return out
 
 
-def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
+def _conv_as_fp16(site, params, dev, fp8: bool) -> Kernel:
     """A quantized convolution through cuDNN in fp16 with float32 accumulation and output.
 
     int8: the centred integers, exact while partial sums stay below 2**24. float8: the E4M3 values,
@@ -414,43 +423,32 @@ def _conv_as_fp16(site, params, dev, label: str) -> Kernel:
         residual = args[3].transpose(0, 2, 3, 1) if site.present(3) else None
         return [recipe.epilogue(y, unit, bias, residual).transpose(0, 3, 1, 2)]
 
-    return Kernel(run, workspace=ws, label=f"{label}:{name}")
+    return Kernel(run, workspace=ws, label=f"{'fp8' if fp8 else 'int8'}-conv:{name}")
 
 
 def _conv_candidates(site, level):
     return [{"plan": i} for i in range(min(2, max(1, level)))]
 
 
-@tactic("int8-conv", ops=QCONV_OPS, precisions=("int8",), rank=20)
-class Int8Conv:
-    """QLinearConvFused: centred integers as fp16 through cuDNN (float32 accumulate and output)."""
-
-    @staticmethod
-    def check(site):
-        recipe = Recipe(site)
-        return "float8 layers run fp8-conv" if recipe.fp8 else (cudnn_missing() or recipe.why_not(site))
-
-    candidates = staticmethod(_conv_candidates)
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _conv_as_fp16(site, params, dev, "int8-conv")
+def _conv_check(site, fp8: bool) -> str | None:
+    recipe = Recipe(site)
+    if recipe.fp8 != fp8:
+        return "float8 layers run fp8-conv" if recipe.fp8 else "integer layers run int8-conv"
+    return cudnn_missing() or recipe.why_not(site)
 
 
-@tactic("fp8-conv", ops=QCONV_OPS, precisions=("fp8",), rank=20)
-class Fp8Conv:
-    """float8 QLinearConvFused: E4M3 values as fp16 through cuDNN (float32 accumulate and output)."""
+def _conv_tactic(name: str, fp8: bool, rank: int, doc: str, check, candidates, prepare):
+    """Register one quantized-convolution tactic for int8 or FP8 layers (the two share their code)."""
+    impl = type(name, (), {"__doc__": doc, "check": staticmethod(lambda site: check(site, fp8)),
+                           "candidates": staticmethod(candidates),
+                           "prepare": staticmethod(lambda site, params, dev: prepare(site, params, dev, fp8))})
+    return tactic(name, ops=QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=rank)(impl)
 
-    @staticmethod
-    def check(site):
-        recipe = Recipe(site)
-        return "integer layers run int8-conv" if not recipe.fp8 else (cudnn_missing() or recipe.why_not(site))
 
-    candidates = staticmethod(_conv_candidates)
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _conv_as_fp16(site, params, dev, "fp8-conv")
+Int8Conv = _conv_tactic("int8-conv", False, 20, "QLinearConvFused: centred integers as fp16 through cuDNN (float32 "
+                        "accumulate and output).", _conv_check, _conv_candidates, _conv_as_fp16)
+Fp8Conv = _conv_tactic("fp8-conv", True, 20, "float8 QLinearConvFused: E4M3 values as fp16 through cuDNN (float32 "
+                       "accumulate and output).", _conv_check, _conv_candidates, _conv_as_fp16)
 
 
 # ------------------------------------------------------------------------------- cuDNN int8 / FP8 graphs
@@ -570,15 +568,7 @@ def _graph_candidates(site, level):
     return [{"plan": i} for i in range(PLANS_PER_LEVEL.get(level, 3))]
 
 
-def _graph_tactic(name: str, fp8: bool, doc: str):
-    """Register the cuDNN graph tactic for one kind of quantized convolution (int8 or FP8)."""
-    impl = type(name, (), {"__doc__": doc, "check": staticmethod(lambda site: _graph_check(site, fp8)),
-                           "candidates": staticmethod(_graph_candidates),
-                           "prepare": staticmethod(lambda site, params, dev: _graph_kernel(site, params, dev, fp8))})
-    return tactic(name, ops=QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=15)(impl)
-
-
-Int8Cudnn = _graph_tactic("int8-cudnn", False, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
-                                               "float32 or int8 out).")
-Fp8Cudnn = _graph_tactic("fp8-cudnn", True, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
-                                            "float32 out).")
+Int8Cudnn = _conv_tactic("int8-cudnn", False, 15, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
+                        "float32 or int8 out).", _graph_check, _graph_candidates, _graph_kernel)
+Fp8Cudnn = _conv_tactic("fp8-cudnn", True, 15, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
+                        "float32 out).", _graph_check, _graph_candidates, _graph_kernel)
