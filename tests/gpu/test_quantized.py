@@ -154,11 +154,12 @@ def _conv_case(rng, kernel, stride, residual, chained):
 
 @pytest.mark.parametrize("kernel,stride,residual", [(3, 1, True), (3, 2, False), (1, 1, True)])
 @pytest.mark.parametrize("chained", [False, True])
-def test_int8_cudnn_graph(kernel, stride, residual, chained):
+@pytest.mark.parametrize("tactic", ["int8-cudnn", "int8-held"])
+def test_int8_cudnn_graph(tactic, kernel, stride, residual, chained):
     rng = np.random.default_rng()
     inputs, attrs = _conv_case(rng, kernel, stride, residual, chained)
     want = qlinear_conv_fused(*inputs, **attrs)
-    got = run_tactic("int8-cudnn", "QLinearConvFused", inputs, attrs, "int8", const=(1, 2), domain="workbench",
+    got = run_tactic(tactic, "QLinearConvFused", inputs, attrs, "int8", const=(1, 2), domain="workbench",
                      out_dtype="int8" if chained else "float32")[0]
     if chained:  # the grid integers: cuDNN rounds a float bias added after scaling, so the odd step may differ
         diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
@@ -178,7 +179,7 @@ def test_chained_int8_tactics_are_exact(tactic, kernel):
 
 
 @pytest.mark.parametrize("tactic,x_dtype", [("int8-cudnn", "int8"), ("fp8-cudnn", FP8), ("int8-conv", "int8"),
-                                            ("fp8-conv", FP8)])
+                                            ("fp8-conv", FP8), ("int8-held", "int8"), ("fp8-held", FP8)])
 def test_rgb_stem_pads_channels(tactic, x_dtype):
     rng = np.random.default_rng()
     x = rng.standard_normal((2, 3, 32, 32)).astype(np.float32)
@@ -188,4 +189,41 @@ def test_rgb_stem_pads_channels(tactic, x_dtype):
     attrs = _attrs(1 if x_dtype == FP8 else 64, rng, "Relu", x_dtype, **conv)
     want = qlinear_conv_fused(x, w, b, None, **attrs)
     precision = "fp8" if x_dtype == FP8 else "int8"
-    _close(tactic, "QLinearConvFused", [x, w, b, None], attrs, want, precision, 1e-3 if "cudnn" in tactic else 1e-5)
+    exact = tactic in ("int8-conv", "fp8-conv")
+    _close(tactic, "QLinearConvFused", [x, w, b, None], attrs, want, precision, 1e-5 if exact else 1e-3)
+
+
+@pytest.mark.parametrize("tactic,kernel,x_dtype", [("int8-gemm", 1, "int8"), ("int8-conv", 3, "int8"),
+                                                   ("int8-cudnn", 3, "int8"), ("int8-held", 3, "int8"),
+                                                   ("fp8-gemm", 1, FP8), ("fp8-conv", 3, FP8),
+                                                   ("fp8-cudnn", 3, FP8), ("fp8-held", 3, FP8)])
+def test_float16_outputs_for_fp16_readers(tactic, kernel, x_dtype):
+    """A quantized layer read by fp16 layers writes fp16 (the builder's storage dtype): half the bytes."""
+    rng = np.random.default_rng()
+    fp8 = x_dtype == FP8
+    n, c, h, k = 2, 64, 14, 128
+    x = (rng.standard_normal((n, c, h, h)) * 2).astype(np.float16)
+    w = _fp8_weights(rng, (k, c, kernel, kernel)) if fp8 else rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
+    b = rng.standard_normal(k).astype(np.float32) if fp8 else rng.integers(-5000, 5000, k).astype(np.int32)
+    r = rng.standard_normal((n, k, h, h)).astype(np.float16)
+    conv = dict(CONV_ATTRS, kernel_shape=[kernel, kernel], strides=[1, 1], pads=[kernel // 2] * 4,
+                dilations=[1, 1], group=1)
+    attrs = _attrs(1 if fp8 else k, rng, "Relu", x_dtype, **conv)
+    want = qlinear_conv_fused(x.astype(np.float32), w, b, r.astype(np.float32), **attrs)
+    got = _close(tactic, "QLinearConvFused", [x, w, b, r], attrs, want, "fp8" if fp8 else "int8", 1e-3,
+                 out_dtype="float16")
+    assert got.dtype == np.float64 and np.isfinite(got).all()
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_max_pool_moves_grid_integers(dtype):
+    from workbench.backends.cpu.kernels.pooling import max_pool
+
+    rng = np.random.default_rng()
+    info = np.iinfo(dtype)
+    x = rng.integers(info.min, info.max + 1, (2, 64, 56, 56)).astype(dtype)
+    attrs = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], dilations=[1, 1], auto_pad="NOTSET",
+                 ceil_mode=0, storage_order=0, _indices=0)
+    got = run_tactic("window", "MaxPool", [x], attrs, "fp32", out_dtype=dtype)[0]
+    want = max_pool(x, **attrs)
+    assert got.dtype == np.dtype(dtype) and np.array_equal(got, want)

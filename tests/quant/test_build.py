@@ -49,10 +49,12 @@ def test_int8_entropy_keeps_top1_within_half_a_point(net, d, fp32):
     assert top1(logits(engine, d), d) >= top1(fp32, d) - 0.5
     matrix = [l.name for l in engine.network.layers if l.op in MATRIX]
     assert len(matrix) == 4 and all(engine.precisions[n] == "int8" for n in matrix)
-    assert engine.report["quantization"]["int8_tensors"] == 1  # Conv_0 -> Conv_1 moves int8
+    # Conv_0 -> Conv_1 -> MaxPool -> Conv_2 moves int8; the pool pools grid integers (exact, "fp32")
+    pools = [l for l in engine.network.layers if l.op == "MaxPool"]
+    assert engine.report["quantization"]["int8_tensors"] == 3, engine.report["quantization"]
     others = {engine.precisions[l.name] for l in engine.network.layers if l.op not in MATRIX}
-    assert others == {"fp16"}
-    assert {r["precision"] for r in engine.layer_table()} == {"int8", "fp16"}
+    assert others == {"fp16", "fp32"} and {engine.precisions[l.name] for l in pools} == {"fp32"}
+    assert {r["precision"] for r in engine.layer_table()} == {"int8", "fp16", "fp32"}
     assert engine.report["quantization"]["calibrator"] == "EntropyCalibrator"
     assert "calibrate" in engine.report["stages"]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import workbench as wb
-from workbench.quant.chain import chain_int8, int8_tensors
+from workbench.quant.chain import chain_int8, int8_grids
 from workbench.quant.quantize import quantize_network
 
 from .helpers import minmax_scales, needs_kernels, run
@@ -13,6 +13,10 @@ from .helpers import minmax_scales, needs_kernels, run
 pytestmark = needs_kernels("Conv", "Gemm", "MatMul", "Relu")
 F32 = np.float32
 RNG = np.random.default_rng(7)
+
+
+def _int8(net) -> list:
+    return list(int8_grids(net))
 
 
 def fused_conv(net, x, c_in, c_out, name, stride=1, groups=1, activation="Relu", residual=None):
@@ -57,6 +61,18 @@ def fork():
     return net
 
 
+def pooled_block():
+    """x -> c1 -> MaxPool -> t; t -> c2 -> c3 + t -> y: the pool passes c1's grid on to t's readers."""
+    net = wb.Network("pooled_block")
+    x = net.add_input("x", "float32", ("batch", 4, 10, 10))
+    h = fused_conv(net, x, 4, 8, "c1")
+    t = net.add_layer("MaxPool", [h], dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], _indices=0),
+                      "pool").outputs[0]
+    h = fused_conv(net, t, 8, 8, "c2")
+    net.mark_output(fused_conv(net, h, 8, 8, "c3", residual=t))
+    return net
+
+
 def gemm_chain():
     """x (batch, 32) -> Gemm -> Gemm -> MatMul -> y: three QGemm reading each other."""
     net = wb.Network("gemm_chain")
@@ -82,8 +98,8 @@ def quantized(net, **kw):
 def test_x_chains_are_int8_and_bit_identical(make, between):
     q = quantized(make())
     chained = chain_int8(q)
-    assert int8_tensors(chained) == between and all(chained.tensors[n].dtype == "int8" for n in between)
-    assert int8_tensors(q) == [] and all(q.tensors[n].dtype == "float32" for n in between)  # pure: q untouched
+    assert _int8(chained) == between and all(chained.tensors[n].dtype == "int8" for n in between)
+    assert _int8(q) == [] and all(q.tensors[n].dtype == "float32" for n in between)  # pure: q untouched
     for name in between:
         producer = chained.producers()[name]
         reader = chained.consumers()[name][0]
@@ -98,7 +114,7 @@ def test_x_chains_are_int8_and_bit_identical(make, between):
 def test_residual_chain_rounds_the_residual_to_the_grid():
     q = quantized(residual_block())
     chained = chain_int8(q)
-    assert int8_tensors(chained) == ["c1_out", "c2_out"]
+    assert _int8(chained) == ["c1_out", "c2_out"]
     c1, c3 = chained.layer("c1"), chained.layer("c3")
     assert (c3.attrs["r_scale"], c3.attrs["r_zero_point"]) == (c1.attrs["y_scale"], c1.attrs["y_zero_point"])
     # the same network unchained but with t rounded to the grid (float32) computes the same bits
@@ -109,6 +125,29 @@ def test_residual_chain_rounds_the_residual_to_the_grid():
     (name,) = q.outputs
     np.testing.assert_array_equal(got[name], want[name])
     assert 0 < np.abs(got[name] - unchained[name]).max() < 0.05 * np.abs(unchained[name]).max()
+
+
+def test_a_max_pool_between_int8_layers_moves_int8():
+    q = quantized(pooled_block())
+    chained = chain_int8(q)
+    assert _int8(chained) == ["c1_out", "pool_out", "c2_out"]
+    assert chained.tensors["pool_out"].dtype == "int8" and chained.layer("c1").attrs["y_quantized"] == 1
+    assert chained.layer("c1").attrs["y_scale"] == float(F32(chained.layer("c2").attrs["x_scale"]))
+    assert chained.layer("c3").attrs["r_scale"] == chained.layer("c1").attrs["y_scale"]
+    # the same network unchained with c1 rounded to the grid (float32) computes the same bits
+    rounded = q.copy()
+    rounded.layer("c1").attrs.update(y_scale=chained.layer("c1").attrs["y_scale"], y_zero_point=0, y_dtype="int8")
+    x = inputs(q, scale=1.5)
+    got, want = run(chained, {"x": x}), run(rounded, {"x": x})
+    np.testing.assert_array_equal(got["c3_out"], want["c3_out"])
+    assert run(chained, {"x": x}, ["pool_out"])["pool_out"].dtype == np.int8
+
+
+def test_a_max_pool_read_by_a_float_layer_keeps_float():
+    net = pooled_block()
+    net.mark_output(net.add_activation("pool_out", "Sigmoid", name="side").outputs[0])
+    chained = chain_int8(quantized(net))
+    assert "c1_out" not in _int8(chained) and chained.tensors["pool_out"].dtype == "float32"
 
 
 def _graph_output(net):
@@ -146,10 +185,10 @@ def _other_output_grid(net):
 @pytest.mark.parametrize("mutate", [_graph_output, _float_reader, _other_scale, _fp8_reader, _fp8_producer,
                                     _other_output_grid])
 def test_what_does_not_chain(mutate):
-    assert int8_tensors(chain_int8(quantized(fork()))) == ["c1_out"]
+    assert _int8(chain_int8(quantized(fork()))) == ["c1_out"]
     q = mutate(fork())
     chained = chain_int8(q)
-    assert int8_tensors(chained) == [] and chained.tensors["c1_out"].dtype == "float32"
+    assert _int8(chained) == [] and chained.tensors["c1_out"].dtype == "float32"
     x = inputs(q)
     got, want = run(chained, {"x": x}), run(q, {"x": x})
     assert all(np.array_equal(got[n], want[n]) for n in q.outputs)
@@ -160,7 +199,7 @@ def test_same_explicit_output_grid_chains_and_a_residual_alone_does_not():
     c2 = q.layer("c2").attrs
     q.layer("c1").attrs.update(y_scale=c2["x_scale"], y_zero_point=c2["x_zero_point"], y_dtype=c2["x_dtype"])
     chained = chain_int8(q)
-    assert int8_tensors(chained) == ["c1_out"]
+    assert _int8(chained) == ["c1_out"]
     x = inputs(q)
     got, want = run(chained, {"x": x}), run(q, {"x": x})
     assert all(np.array_equal(got[n], want[n]) for n in q.outputs)
@@ -168,8 +207,8 @@ def test_same_explicit_output_grid_chains_and_a_residual_alone_does_not():
     x = net.add_input("x", "float32", ("batch", 4, 8, 8))
     t = fused_conv(net, x, 4, 8, "c1")
     net.mark_output(fused_conv(net, x, 4, 8, "c2", residual=t))
-    assert int8_tensors(chain_int8(quantized(net))) == []
-    assert int8_tensors(chain_int8(chained)) == ["c1_out"]  # idempotent
+    assert _int8(chain_int8(quantized(net))) == []
+    assert _int8(chain_int8(chained)) == ["c1_out"]  # idempotent
 
 
 def test_int8_build_chains_plans_round_trip_and_tools_see_floats(tmp_path):
@@ -196,3 +235,21 @@ def test_int8_build_chains_plans_round_trip_and_tools_see_floats(tmp_path):
     captured = next(outs[t] for layer, outs in trace if layer.name == "c1")
     steps = captured / F32(engine.network.layer("c1").attrs["y_scale"])
     assert captured.dtype == np.float32 and np.abs(steps).max() > 10 and np.allclose(steps, np.rint(steps))
+
+
+def test_int8_build_pools_in_int8_and_tools_see_floats():
+    net = pooled_block()
+    cal = wb.quant.MinMaxCalibrator([{"x": inputs(net, 4)} for _ in range(2)], progress=False)
+    engine = wb.build(net, wb.BuilderConfig(device="cpu", precision="int8", calibrator=cal, max_batch=4))
+    assert engine.storage_dtypes["pool_out"] == "int8" and engine.report["quantization"]["int8_tensors"] == 3
+    from workbench.tools.runners import EngineRunner
+
+    x = inputs(net, 4)
+    y, trace = EngineRunner(engine).capture({"x": x})
+    pooled = next(outs["pool_out"] for layer, outs in trace if layer.name == "pool")
+    steps = pooled / F32(engine.network.layer("c1").attrs["y_scale"])
+    assert pooled.dtype == np.float32 and np.abs(steps).max() > 10 and np.allclose(steps, np.rint(steps))
+    reference = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=4)).create_execution_context().execute({"x": x})
+    (name,) = net.outputs
+    cos = np.dot(y[name].ravel(), reference[name].ravel()) / np.linalg.norm(y[name]) / np.linalg.norm(reference[name])
+    assert cos > 0.99

@@ -25,10 +25,11 @@ def test_resnet50_int8_cosine(tmp_path):
     fp32 = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=2))
     matrix = [l for l in int8.network.layers if l.op in ("QLinearConvFused", "QGemm")]
     assert len(matrix) == 54 and all(int8.precisions[l.name] == "int8" for l in matrix)  # 53 convs + the fc
-    # int8 between int8 layers: all but the stem conv (-> MaxPool), the 4 projection convs (read only as
-    # residuals), the last block (-> GlobalAveragePool) and the fc (the output); 12 identity residuals
+    # int8 between int8 layers: all but the 4 projection convs (read only as residuals), the last block
+    # (-> GlobalAveragePool) and the fc (the output); the stem's MaxPool pools int8; 12 identity residuals
     chained = [l for l in matrix if l.attrs.get("y_quantized")]
-    assert len(chained) == 47 and int8.report["quantization"]["int8_tensors"] == 47
+    assert len(chained) == 48 and int8.report["quantization"]["int8_tensors"] == 49
+    assert [int8.storage_dtypes[l.outputs[0]] for l in int8.network.layers if l.op == "MaxPool"] == ["int8"]
     assert all(int8.network.tensors[l.outputs[0]].dtype == "int8" for l in chained)
     assert sum(l.attrs.get("r_scale") is not None for l in matrix) == 12
     y8 = int8.create_execution_context().execute({"input": x})

@@ -9,6 +9,7 @@ from ..dtypes import is_float
 MATMUL_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum", "Attention", "FusedConv", "FusedGemm",
               "FusedMatMul", "FusedAttention"}
 # What a build at precision P runs a float layer at, before int8/fp8 tactics exist for it.
+QUANTIZED_PRECISIONS = ("int8", "fp8")
 _FLOAT_FALLBACK = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16", "fp8": "fp16"}
 
 
@@ -44,13 +45,27 @@ def _computes_in_float(layer, net) -> bool:
 
 
 def storage_dtypes(net, precisions: dict) -> dict:
-    """tensor -> dtype it is stored in: float32 activations of fp16/bf16 layers are stored low."""
+    """tensor -> dtype it is stored in: float32 activations of fp16/bf16 layers are stored low.
+
+    A quantized (int8/fp8) layer's float output is stored in fp16 when every reader runs at fp16 or
+    is quantized itself (which rounds it far coarser): the readers then move half the bytes, as they
+    would from an fp16 layer. Graph outputs stay float32.
+    """
+    readers = net.consumers()
     out = {}
     for layer in net.layers:
         for name in layer.outputs:
             if name and name not in net.outputs:
-                out[name] = storage_dtype(net.tensors[name].dtype, precisions[layer.name])
+                p = precisions[layer.name]
+                if p in QUANTIZED_PRECISIONS:
+                    p = _quantized_output_precision(readers.get(name, []), precisions)
+                out[name] = storage_dtype(net.tensors[name].dtype, p)
     return out
+
+
+def _quantized_output_precision(readers: list, precisions: dict) -> str:
+    kinds = {precisions[r.name] for r in readers}
+    return "fp16" if kinds and kinds <= {"fp16", *QUANTIZED_PRECISIONS} else "fp32"
 
 
 def stored_weights(net, precisions: dict) -> dict:

@@ -3,7 +3,9 @@
 A quantized layer's float32 output t is written as grid integers (y_quantized=1, t's dtype
 int8/uint8) when every reader of t is an int8/uint8 quantized layer that reads t as X (input 0)
 or as QLinearConvFused's residual (input 3), at least one reads it as X, and all X readers
-quantize on one grid (x_scale, x_zero_point, x_dtype). The producer then rounds to that grid
+quantize on one grid (x_scale, x_zero_point, x_dtype). A MaxPool between them is looked through
+(a ResNet stem's pool): rounding to a grid is monotone, so the max of the integers is the integer
+of the max, and the pool then moves int8 too. The producer then rounds to that grid
 (y_scale/y_zero_point/y_dtype), X readers take the integers as they are and residual readers
 dequantize them (r_scale/r_zero_point). Graph outputs, tensors read by any other layer, and
 producers already rounding to another grid (explicit Q/DQ) keep float32; fp8 layers never chain.
@@ -12,7 +14,7 @@ Values: an X-only chain is bit-identical to the unchained network (the producer 
 as its readers would have quantized). A chained residual is the grid value of the float it was.
 
     >>> net = chain_int8(net)            # after quantize_network / fold_qdq
-    >>> int8_tensors(net)                # ['conv1_out', ...]
+    >>> int8_grids(net)                  # {'conv1_out': (scale, zero_point), ...}
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .numerics import dequantize
 from .quantize import is_quantized
 
 X, RESIDUAL = 0, 3  # the input positions a chained tensor may be read at
+PASS_THROUGH = ("MaxPool",)  # ops whose output is one of their input values: they commute with rounding
 
 
 def chain_int8(net):
@@ -32,7 +35,7 @@ def chain_int8(net):
     for layer in net.layers:
         grid = chain_grid(net, layer, readers)
         if grid is not None:
-            _chain(net, layer, grid, readers[layer.outputs[0]])
+            _chain(net, layer, grid, _reads(net, layer.outputs[0], readers))
     return net
 
 
@@ -40,13 +43,10 @@ def chain_grid(net, layer, readers: dict):
     """(scale, zero point, dtype) that `layer`'s output can be written on for its readers, or None."""
     if not _integer_recipe(layer) or layer.attrs.get("y_quantized") or len(layer.outputs) != 1:
         return None
-    out = layer.outputs[0]
-    users = readers.get(out, [])
-    if out in net.outputs or net.tensors[out].dtype != "float32" or not users:
+    reads = _reads(net, layer.outputs[0], readers)
+    if not reads or any(u is None for u, _ in reads):
         return None
-    if not all(_integer_recipe(u) and _positions(u, out) <= _allowed(u) for u in users):
-        return None
-    grids = {_grid(u) for u in users if X in _positions(u, out)}
+    grids = {_grid(u) for u, name in reads if X in _positions(u, name)}
     if len(grids) != 1:
         return None  # no X reader (nothing to choose the grid), or readers that disagree
     grid = grids.pop()
@@ -55,14 +55,38 @@ def chain_grid(net, layer, readers: dict):
     return grid
 
 
-def _chain(net, layer, grid: tuple, users: list) -> None:
-    """Write `layer`'s output on `grid` as integers; its residual readers dequantize it."""
+def _reads(net, name: str, readers: dict) -> list:
+    """[(reader, tensor it reads)] for the tensor `name`, looking through pass-through layers (listed
+    as (layer, None)); a (None, name) entry marks a reader that cannot take integers, or a tensor
+    that must stay float (a graph output). [] when nothing reads `name`."""
+    if name in net.outputs or net.tensors[name].dtype != "float32":
+        return [(None, name)]
+    out = []
+    for u in readers.get(name, []):
+        positions = _positions(u, name)
+        if _integer_recipe(u) and positions <= _allowed(u):
+            out.append((u, name))
+        elif _passes_through(u) and positions == {0}:
+            out += [(u, None)] + _reads(net, u.outputs[0], readers)
+        else:
+            out.append((None, name))
+    return out
+
+
+def _passes_through(layer) -> bool:
+    return layer.op in PASS_THROUGH and layer.domain in ("", "ai.onnx") and not any(layer.outputs[1:])
+
+
+def _chain(net, layer, grid: tuple, reads: list) -> None:
+    """Write `layer`'s output on `grid` as integers, and the pass-through layers after it; residual
+    readers dequantize it."""
     scale, zero_point, dtype = grid
     layer.attrs.update(y_scale=scale, y_zero_point=zero_point, y_dtype=dtype, y_quantized=1)
-    out = layer.outputs[0]
-    net.tensors[out].dtype = dtype
-    for user in users:
-        if RESIDUAL in _positions(user, out):
+    net.tensors[layer.outputs[0]].dtype = dtype
+    for user, name in reads:
+        if name is None:  # a pass-through layer: its output holds the same grid's integers
+            net.tensors[user.outputs[0]].dtype = dtype
+        elif RESIDUAL in _positions(user, name):
             user.attrs.update(r_scale=scale, r_zero_point=zero_point)
 
 
@@ -88,16 +112,23 @@ def _grid(layer, side: str = "x") -> tuple:
 
 
 # ---- reading chained tensors ---------------------------------------------------------------------
-def int8_tensors(net) -> list:
-    """The tensors of `net` that chained layers write as grid integers, in layer order."""
-    return [layer.outputs[0] for layer in net.layers if is_quantized(layer) and layer.attrs.get("y_quantized")]
+def int8_grids(net) -> dict:
+    """{tensor: (scale, zero point)} for the tensors of `net` held as grid integers, in layer order:
+    chained layers' outputs and the pass-through layers' after them."""
+    out = {}
+    for layer in net.layers:
+        if is_quantized(layer) and layer.attrs.get("y_quantized"):
+            out[layer.outputs[0]] = (np.float32(layer.attrs["y_scale"]), layer.attrs.get("y_zero_point") or 0)
+        elif _passes_through(layer) and layer.inputs[0] in out and net.tensors[layer.outputs[0]].dtype in GRID_TYPES:
+            out[layer.outputs[0]] = out[layer.inputs[0]]
+    return out
 
 
-def float_value(layer, value):
-    """A layer output as the model's float32 values: a y_quantized output's integers dequantized.
+def float_value(grids: dict, name: str, value):
+    """A tensor as the model's float32 values: grid integers (see int8_grids) dequantized.
 
     Per-layer tools (compare, capture) see the same values whether the engine chained or not.
     """
-    if value is None or not (is_quantized(layer) and layer.attrs.get("y_quantized")):
+    if value is None or name not in grids:
         return value
-    return dequantize(value, np.float32(layer.attrs["y_scale"]), layer.attrs.get("y_zero_point") or 0)
+    return dequantize(value, *grids[name])

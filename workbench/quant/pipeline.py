@@ -10,7 +10,7 @@ tensors between int8 layers become int8 (chain.py), so every int8 build moves in
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .chain import chain_int8, int8_tensors
+from .chain import chain_int8, int8_grids
 from .numerics import is_integer
 from .qdq import fold_qdq
 from .quantize import PRECISIONS, eligibility, is_matrix, is_quantized, quantize_network
@@ -66,7 +66,7 @@ def lower(net, cfg, progress=None, cancel=None):
         if names:
             net = quantize_network(net, scales, precision, layers=names)
     net = chain_int8(net)
-    info["int8_tensors"] = len(int8_tensors(net))
+    info["int8_tensors"] = len(int8_grids(net))
     quantized = {l.name: layer_precision(l) for l in net.layers if is_quantized(l)}
     info["not_quantized"] = {n: why for n, why in eligibility(net, scales).items()
                              if n in wanted and why is not None}

@@ -175,12 +175,12 @@ class EngineRunner(Runner):
 
         Outputs held as int8 grid integers between int8 layers come back as their float32 values.
         """
-        from ..quant.chain import float_value
+        from ..quant.chain import float_value, int8_grids
 
-        trace = []
+        trace, grids = [], int8_grids(self.engine.network)
 
         def keep(layer, env):
-            trace.append((layer, {n: float_value(layer, np.array(device.to_host(env[n])))
+            trace.append((layer, {n: float_value(grids, n, np.array(device.to_host(env[n])))
                                   for n in layer.outputs if n and n in env}))
 
         outputs = self.to_host(self.run_with_layers(self.to_device(self.check_feeds(feeds)), keep))

@@ -17,7 +17,8 @@ from .site import store
 from .tactics import Kernel, ops, tactic
 
 _KERNELS: dict = {}
-_C = {"float16": "float16", "float32": "float", "float64": "double"}
+_C = {"float16": "float16", "float32": "float", "float64": "double", "int8": "signed char", "uint8": "unsigned char"}
+GRID_INTS = ("int8", "uint8")  # a max pool between int8 layers (quant/chain.py) moves grid integers
 
 
 def _source(r: dict) -> tuple:
@@ -78,14 +79,17 @@ def _window(site):
 
 @tactic("window", ops=ops("MaxPool", "AveragePool"), rank=20)
 class Window:
-    """A 2-D max / average pool as one generated kernel (float16/32; no ceil mode, no indices output)."""
+    """A 2-D max / average pool as one generated kernel (float16/32, int8/uint8 max pools; no ceil mode,
+    no indices output)."""
 
     @staticmethod
     def check(site):
         if not site.present(0) or len(site.shape(0)) != 4 or len(site.attrs.get("kernel_shape") or ()) != 2:
             return "not a 2-D pool"
-        if site.dtype(0) not in ("float16", "float32") or site.outputs[0] not in ("float16", "float32"):
-            return "float16/float32 in and out only"
+        integers = site.op == "MaxPool" and site.dtype(0) in GRID_INTS and site.outputs[0] == site.dtype(0)
+        if not integers and (site.dtype(0) not in ("float16", "float32") or
+                             site.outputs[0] not in ("float16", "float32")):
+            return "float16/float32 in and out (int8/uint8 for MaxPool) only"
         if site.inputs[0][2] != "device":
             return "input on the host"
         if any(site.outputs[1:]):

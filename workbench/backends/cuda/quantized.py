@@ -6,6 +6,9 @@
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
     fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
+    int8-held / fp8-held  the same graph on fp16 operands holding the centred integers / E4M3 values
+                (exact), fp16 tensor cores with float32 sums: for shapes the int8/FP8 engines run slowly
+                (an RGB stem, small channel counts).
     int8-conv   QLinearConvFused (integer recipes): the centred integers as fp16 through cuDNN with
                 float32 accumulation and output, exact while partial sums stay below 2**24 (checked
                 against the CPU at build time), then the same epilogue.
@@ -14,7 +17,10 @@
     fp8-conv    float8 QLinearConvFused: E4M3 values held in fp16 (exact) through cuDNN with float32
                 accumulation, as FP8 tensor cores compute, then the epilogue.
 
-Integer tactics other than int8-cudnn are bit-exact with the CPU kernel: x / x_scale is IEEE division
+Float outputs are written in the storage dtype the builder chose (fp16 when every reader runs at
+fp16 or is quantized, else float32).
+
+Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) are bit-exact with the CPU kernel: x / x_scale is IEEE division
 (`__fdiv_rn`) rounded half-even (`rintf`), the int32 accumulator plus the int32 bias is converted to
 float once and multiplied by float32(x_scale * w_scale[c]) with `__fmul_rn` (NVRTC would otherwise
 fuse it with the residual add into an FMA), the output grid is applied as the CPU does.
@@ -48,6 +54,7 @@ CUBLAS_WORKSPACE = 32 << 20
 R_8I, R_32I = 3, 10  # cudaDataType
 # x_dtype -> (zero point the centred integers need to fit int8, lowest and highest centred value)
 CENTRED = {"int8": (0, -128, 127), "uint8": (128, -128, 127)}
+FLOAT_OUT = ("float16", "float32")
 _KERNELS: dict = {}
 
 _FP8_PREAMBLE = _PREAMBLE + r"""
@@ -124,13 +131,12 @@ def _epilogue_source(r: dict) -> tuple:
     gen = _Gen({"inputs": ["float32"], "round": None}, "float")
     value = gen.value(act_node(*(r["act"] or [None, None, None]), ["in", 0]))
     lines += gen.lines + [f"float v = {value};"]
-    out = "float32"
+    out = r["out"]
     if r["grid"]:
         s, zp, lo, hi = r["grid"]
         lines.append(f"float g = fminf(fmaxf(rintf(__fdiv_rn(v, {_f32(s)})) + {float(zp)}f, {float(lo)}f), "
                      f"{float(hi)}f);")
         if r["y_int"]:
-            out = r["y_int"]
             lines.append(f"y = ({'signed char' if out == 'int8' else 'unsigned char'})g;")
         else:
             lines.append(f"y = __fmul_rn(g - {float(zp)}f, {_f32(s)});")
@@ -167,6 +173,8 @@ class Recipe:
         elif y_scale is not None:
             self.fp8_grid = float(np.float32(y_scale))
         self.y_int = y_dtype if a.get("y_quantized") and self.grid else None
+        # what the layer writes: the grid integers, or floats in the storage dtype (fp16 for fp16 readers)
+        self.out = self.y_int or (site.outputs[0] if site.outputs[0] in FLOAT_OUT else "float32")
         self.r_grid = [float(np.float32(a.get("r_scale") or 0)), int(a.get("r_zero_point") or 0)]
         self._kernels: dict = {}  # by operand dtypes: a run looks its kernels up without building recipes
 
@@ -185,8 +193,8 @@ class Recipe:
         x = site.dtype(0)
         if x not in ("float16", "float32") and not (x in INTS and x == self.x_dtype):
             return f"X must be float16/float32 or already quantized to {self.x_dtype}, got {x}"
-        if site.outputs[0] != (self.y_int or "float32"):
-            return f"the output must be {self.y_int or 'float32'}, got {site.outputs[0]}"
+        if site.outputs[0] != self.out:
+            return f"the output must be {self.y_int or 'float16 or float32'}, got {site.outputs[0]}"
         if site.present(3) and site.dtype(3) in INTS and not site.attrs.get("r_scale"):
             return "an integer residual needs r_scale"
         if self.act and not activation_supported(self.act[0]):
@@ -211,7 +219,7 @@ class Recipe:
             res = np.dtype(residual.dtype).name if residual is not None else None
             r = {"acc": np.dtype(acc.dtype).name, "bias": np.dtype(bias.dtype).name if bias is not None else None,
                  "residual": res, "r_grid": self.r_grid if res in INTS else None, "fp8": self.fp8, "act": self.act,
-                 "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int}
+                 "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int, "out": self.out}
             k = self._kernels[key] = _elementwise(r, _epilogue_source)
         return k(*args)
 
@@ -455,15 +463,16 @@ Fp8Conv = _conv_tactic("fp8-conv", True, 20, "float8 QLinearConvFused: E4M3 valu
 class CudnnQuantConv(CudnnPlans):
     """conv(q(X), Wq) x per-channel scale + bias (+ residual) (+ ReLU) as one cuDNN graph.
 
-    int8: int8 operands, int32 accumulation; fp8: E4M3 operands (uint8 bits), float32 accumulation.
-    Input channels padded by `pad` zeros (int8 engines want multiples of 4, FP8 of 16).
+    int8: int8 operands, int32 accumulation; fp8: E4M3 operands (uint8 bits), float32 accumulation;
+    held: either's values held in fp16 (exact), float32 accumulation, fp16 tensor cores.
+    Input channels padded by `pad` zeros (int8 engines want multiples of 4, FP8 16, fp16 8).
     """
 
-    def __init__(self, site, dev, pad: int):
+    def __init__(self, site, dev, pad: int, held: bool):
         cudnn = library("cudnn")
         recipe, g = Recipe(site), geometry(site)
         dt = cudnn.data_type
-        io, acc = (dt.FP8_E4M3, dt.FLOAT) if recipe.fp8 else (dt.INT8, dt.INT32)
+        io, acc = (dt.HALF, dt.FLOAT) if held else (dt.FP8_E4M3, dt.FLOAT) if recipe.fp8 else (dt.INT8, dt.INT32)
         self.geo = g
         c = g.c + pad
         graph = cudnn.pygraph(io_data_type=io, intermediate_data_type=dt.FLOAT, compute_data_type=acc,
@@ -493,25 +502,27 @@ class CudnnQuantConv(CudnnPlans):
         if recipe.y_int:  # the next layer's integers: v / y_scale, rounded and saturated by the conversion
             t["YS"] = graph.tensor(name="YS", **scalar)
             y = graph.mul(a=y, b=t["YS"], compute_data_type=dt.FLOAT)
-        y.set_output(True).set_data_type(dt.INT8 if recipe.y_int else dt.FLOAT).set_dim([g.n, g.k, g.p, g.q]) \
-            .set_stride(out_stride)
+        out = {"int8": dt.INT8, "float16": dt.HALF, "float32": dt.FLOAT}[recipe.out]
+        y.set_output(True).set_data_type(out).set_dim([g.n, g.k, g.p, g.q]).set_stride(out_stride)
         t["Y"] = y
         graph.validate()
         graph.build_operation_graph()
         self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.B])
 
 
-def _graph_check(site, fp8: bool) -> str | None:
-    """Why the cuDNN int8 / FP8 graph tactic does not take the site, or None."""
+def _graph_check(site, fp8: bool, held: bool = False) -> str | None:
+    """Why the cuDNN int8 / FP8 graph tactic (or its fp16-held form) does not take the site, or None."""
     recipe = Recipe(site)
     if recipe.fp8 != fp8:
-        return "float8 layers run fp8-cudnn" if recipe.fp8 else "integer layers run int8-cudnn"
+        return "float8 layers run fp8 tactics" if recipe.fp8 else "integer layers run int8 tactics"
     why = cudnn_missing() or recipe.why_not(site)
     if why:
         return why
     g = geometry(site)
-    if not fp8 and (recipe.x_dtype != "int8" or (recipe.y_int and recipe.grid[1] != 0) or recipe.y_int == "uint8"):
-        return "needs int8 X and, for an integer output, int8 with zero point 0"
+    if not fp8 and not held and recipe.x_dtype != "int8":
+        return "needs int8 X"
+    if recipe.y_int and (recipe.y_int != "int8" or recipe.grid[1] != 0):
+        return "an integer output must be int8 with zero point 0 (cuDNN's conversion saturates to int8)"
     if (recipe.grid and not recipe.y_int) or recipe.fp8_grid is not None:
         return "an output grid on a float output is left to the exact conv tactics"
     if recipe.act and recipe.act[0] != "Relu":
@@ -523,21 +534,22 @@ def _graph_check(site, fp8: bool) -> str | None:
     return None
 
 
-def _graph_kernel(site, params, dev, fp8: bool) -> Kernel:
+def _graph_kernel(site, params, dev, fp8: bool, held: bool = False) -> Kernel:
     recipe, g0 = Recipe(site), geometry(site)
-    pad = -g0.c % (16 if fp8 else 4)
-    conv = dev.cached(("cudnn-quant-graph", site.key()), lambda: CudnnQuantConv(site, dev, pad))
+    pad = -g0.c % (8 if held else 16 if fp8 else 4)
+    conv = dev.cached(("cudnn-quant-graph", held, site.key()), lambda: CudnnQuantConv(site, dev, pad, held))
     index = int(params.get("plan", 0))
     ws, name = conv.build(index)
     g = conv.geo
     scale = _vector(recipe.unit, g.k, np.float32)
     consts = {"RS": recipe.r_grid[0], "YS": 1.0 / recipe.grid[0] if recipe.y_int else None}
     scalars = {k: cp.asarray([v], np.float32) for k, v in consts.items() if v is not None and k in conv.tensors}
-    kind = "e4m3" if fp8 else "int8"
+    kind = "float16" if held else "e4m3" if fp8 else "int8"
 
-    def weights(w):  # (K, C, R, S) -> KRSC (int8, or E4M3 bits), channels padded
+    def weights(w):  # (K, C, R, S) -> KRSC (int8, E4M3 bits, or fp16 holding either), channels padded
         w = cp.ascontiguousarray(w.transpose(0, 2, 3, 1))
-        return _pad_channels(_encode_values(w) if fp8 else w, pad).transpose(0, 3, 1, 2)
+        w = w.astype(np.float16) if held else _encode_values(w) if fp8 else w
+        return _pad_channels(w, pad).transpose(0, 3, 1, 2)
 
     def bias_values(b):  # int8: int32 in units of x_scale * w_scale[c]; fp8: already float
         b = _host(b).astype(np.float64).reshape(-1)
@@ -545,7 +557,7 @@ def _graph_kernel(site, params, dev, fp8: bool) -> Kernel:
 
     def run(args):
         x = args[0]
-        if fp8 or pad or x.dtype != np.int8 or not x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        if held or fp8 or pad or x.dtype != np.int8 or not x.transpose(0, 2, 3, 1).flags.c_contiguous:
             x = _pad_channels(recipe.quantize(x.transpose(0, 2, 3, 1), kind), pad).transpose(0, 3, 1, 2)
         bufs = {"X": x, "W": dev.derive(args[1], (f"{kind}-krsc", pad), weights, site.const[1]), "S": scale}
         if site.present(2):
@@ -556,12 +568,12 @@ def _graph_kernel(site, params, dev, fp8: bool) -> Kernel:
                 r = cp.ascontiguousarray(r.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
             bufs["R"] = r
         bufs.update(scalars)
-        y = cp.empty((g.n, g.p, g.q, g.k), np.int8 if recipe.y_int else np.float32)
+        y = cp.empty((g.n, g.p, g.q, g.k), recipe.out)
         bufs["Y"] = y
         conv.execute(index, bufs, dev.workspace(ws), dev.cudnn_handle())
         return [y.transpose(0, 3, 1, 2)]
 
-    return Kernel(run, workspace=ws, label=f"{'fp8' if fp8 else 'int8'}-cudnn:{name}")
+    return Kernel(run, workspace=ws, label=f"{'fp8' if fp8 else 'int8'}-{'held' if held else 'cudnn'}:{name}")
 
 
 def _graph_candidates(site, level):
@@ -569,6 +581,22 @@ def _graph_candidates(site, level):
 
 
 Int8Cudnn = _conv_tactic("int8-cudnn", False, 15, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
-                        "float32 or int8 out).", _graph_check, _graph_candidates, _graph_kernel)
+                        "float or int8 out).", _graph_check, _graph_candidates, _graph_kernel)
 Fp8Cudnn = _conv_tactic("fp8-cudnn", True, 15, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
-                        "float32 out).", _graph_check, _graph_candidates, _graph_kernel)
+                        "float out).", _graph_check, _graph_candidates, _graph_kernel)
+
+
+def _held_check(site, fp8: bool) -> str | None:
+    return _graph_check(site, fp8, held=True)
+
+
+def _held_kernel(site, params, dev, fp8: bool) -> Kernel:
+    return _graph_kernel(site, params, dev, fp8, held=True)
+
+
+Int8Held = _conv_tactic("int8-held", False, 16, "QLinearConvFused as the int8-cudnn graph with the centred integers "
+                        "held in fp16 (fp16 tensor cores: an RGB stem, shapes int8 engines run slowly).",
+                        _held_check, _graph_candidates, _held_kernel)
+Fp8Held = _conv_tactic("fp8-held", True, 16, "float8 QLinearConvFused as the fp8-cudnn graph with the E4M3 values "
+                       "held in fp16 (fp16 tensor cores: exact products, float32 sums).",
+                       _held_check, _graph_candidates, _held_kernel)
