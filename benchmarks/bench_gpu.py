@@ -228,6 +228,7 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precisi
         if args.profile:
             prof = runner.profile(feeds[0], runs=5)
             extra["profile_top"] = sorted(prof, key=lambda r: -r["ms"])[:12]
+            extra["profile"] = prof  # every layer in execution order, for the notes
             extra["profile_by_type"] = by_type(prof)
             extra["profile_sum_ms"] = sum(r["ms"] for r in prof)
     log(f"  workbench-{precision:9s} p50 {lat['p50_ms']:.3f} ms  {row['throughput']:.0f}/s  "
