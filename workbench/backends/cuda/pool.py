@@ -32,18 +32,20 @@ def _source(r: dict) -> tuple:
         final = f"best / {float(r['kh'] * r['kw'])!r}f"
     else:
         final = "best / (float)count"
+    # 32-bit index arithmetic when every index fits (64-bit division is emulated: it dominated the pool)
+    ix = "int" if r.get("small", False) else "long long"
     body = f"""
-    const long long C = {r['c']}, H = {r['h']}, W = {r['w']}, P = {r['p']}, Q = {r['q']};
-    long long t = i;
-    const long long c = t % C; t /= C;
-    const long long q = t % Q; t /= Q;
-    const long long p = t % P; const long long n = t / P;
+    const {ix} C = {r['c']}, H = {r['h']}, W = {r['w']}, P = {r['p']}, Q = {r['q']};
+    {ix} t = ({ix})i;
+    const {ix} c = t % C; t /= C;
+    const {ix} q = t % Q; t /= Q;
+    const {ix} p = t % P; const {ix} n = t / P;
     float best = {init}; int count = 0;
     for (int kh = 0; kh < {r['kh']}; ++kh) {{
-      const long long h = p * {r['sh']} - {r['pt']} + kh * {r['dh']};
+      const {ix} h = p * {r['sh']} - {r['pt']} + kh * {r['dh']};
       if (h < 0 || h >= H) continue;
       for (int kw = 0; kw < {r['kw']}; ++kw) {{
-        const long long w = q * {r['sw']} - {r['pl']} + kw * {r['dw']};
+        const {ix} w = q * {r['sw']} - {r['pl']} + kw * {r['dw']};
         if (w < 0 || w >= W) continue;
         const float v = (float)x[{index}];
         {update} ++count;
@@ -106,7 +108,8 @@ class Window:
         geo = _window(site)
         n = site.shape(0)[0]
         base = dict(geo, dtype=site.dtype(0), out=site.outputs[0], max=site.op == "MaxPool",
-                    include_pad=bool(site.attrs.get("count_include_pad", 0)))
+                    include_pad=bool(site.attrs.get("count_include_pad", 0)),
+                    small=max(n * geo["c"] * geo["h"] * geo["w"], n * geo["c"] * geo["p"] * geo["q"]) < 2 ** 31)
 
         def run(args):
             x = args[0]

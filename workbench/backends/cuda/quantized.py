@@ -6,9 +6,10 @@
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
     fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
-    int8-held / fp8-held  the same graph on fp16 operands holding the centred integers / E4M3 values
-                (exact), fp16 tensor cores with float32 sums: for shapes the int8/FP8 engines run slowly
-                (an RGB stem, small channel counts).
+    int8-held / fp8-held  the layer's grid values dequantized to fp16 (q(X) * x_scale, Wq * w_scale),
+                then cuDNN's fp16 conv + bias (+ residual) (+ ReLU) graph, which has no per-channel
+                multiply and so runs on the engines fp16 convolutions get: for shapes the int8/FP8
+                engines run slowly (an RGB stem, FP8 convolutions). Operands round to fp16 (2**-11).
     int8-conv   QLinearConvFused (integer recipes): the centred integers as fp16 through cuDNN with
                 float32 accumulation and output, exact while partial sums stay below 2**24 (checked
                 against the CPU at build time), then the same epilogue.
@@ -95,12 +96,14 @@ def _elementwise(recipe: dict, build):
     return k
 
 
-_OUT_C = {"int8": "signed char", "float16": "float16", "e4m3": "unsigned char"}
+_OUT_C = {"int8": "signed char", "float16": "float16", "e4m3": "unsigned char", "held": "float16"}
+_STORED = {"int8": "int8", "float16": "float16", "e4m3": "uint8", "held": "float16"}
 
 
 def _quantize_source(r: dict) -> tuple:
     """X -> what the product reads: centred integers (int8, or float16 holding them), E4M3 bits, or
-    E4M3 values held in float16. An integer X was quantized by the layer before: it is only centred."""
+    E4M3 values held in float16; "held": either dequantized (times x_scale) in float16. An integer X
+    was quantized by the layer before: it is only centred."""
     if r["in"] in INTS:
         v = f"(float)((int)x - {int(r['offset'])})"
     elif r["fp8"]:
@@ -109,8 +112,9 @@ def _quantize_source(r: dict) -> tuple:
         v = f"fminf(fmaxf(rintf(__fdiv_rn((float)x, {_f32(r['scale'])})), {float(r['lo'])}f), {float(r['hi'])}f)"
     if r["fp8"]:
         v = f"wb_e4m3_bits({v})" if r["out"] == "e4m3" else f"wb_e4m3_value(wb_e4m3_bits({v}))"
-    return f"{r['in']} x", f"{r['out'] if r['out'] != 'e4m3' else 'uint8'} q", \
-        f"q = ({_OUT_C[r['out']]})({v});", _name("wb_q8", r)
+    if r["out"] == "held":
+        v = f"__fmul_rn({v}, {_f32(r['scale'])})"
+    return f"{r['in']} x", f"{_STORED[r['out']]} q", f"q = ({_OUT_C[r['out']]})({v});", _name("wb_q8", r)
 
 
 def _epilogue_source(r: dict) -> tuple:
@@ -463,9 +467,9 @@ Fp8Conv = _conv_tactic("fp8-conv", True, 20, "float8 QLinearConvFused: E4M3 valu
 class CudnnQuantConv(CudnnPlans):
     """conv(q(X), Wq) x per-channel scale + bias (+ residual) (+ ReLU) as one cuDNN graph.
 
-    int8: int8 operands, int32 accumulation; fp8: E4M3 operands (uint8 bits), float32 accumulation;
-    held: either's values held in fp16 (exact), float32 accumulation, fp16 tensor cores.
-    Input channels padded by `pad` zeros (int8 engines want multiples of 4, FP8 16, fp16 8).
+    int8: int8 operands, int32 accumulation; fp8: E4M3 operands (uint8 bits), float32 accumulation.
+    held: fp16 operands already dequantized, float32 accumulation: no scale multiply ("S" absent).
+    Input channels padded by `pad` zeros (int8 engines want multiples of 4, FP8 of 16).
     """
 
     def __init__(self, site, dev, pad: int, held: bool):
@@ -481,12 +485,16 @@ class CudnnQuantConv(CudnnPlans):
         vec = dict(dim=[1, g.k, 1, 1], stride=[g.k, 1, g.k, g.k], data_type=dt.FLOAT)
         scalar = dict(dim=[1, 1, 1, 1], stride=[1, 1, 1, 1], data_type=dt.FLOAT)
         t = {"X": graph.tensor(name="X", dim=[g.n, c, g.h, g.w], stride=[g.h * g.w * c, 1, g.w * c, c], data_type=io),
-             "W": graph.tensor(name="W", dim=[g.k, c, g.r, g.s], stride=[g.r * g.s * c, 1, g.s * c, c], data_type=io),
-             "S": graph.tensor(name="S", **vec)}
+             "W": graph.tensor(name="W", dim=[g.k, c, g.r, g.s], stride=[g.r * g.s * c, 1, g.s * c, c], data_type=io)}
         y = graph.conv_fprop(image=t["X"], weight=t["W"], pre_padding=list(g.pad_begin), post_padding=list(g.pad_end),
                              stride=list(g.stride), dilation=list(g.dilation), compute_data_type=acc)
-        y = graph.mul(a=y, b=t["S"], compute_data_type=dt.FLOAT)
-        if site.present(2):
+        if not held:
+            t["S"] = graph.tensor(name="S", **vec)
+            y = graph.mul(a=y, b=t["S"], compute_data_type=dt.FLOAT)
+        if site.present(2) and held:  # as the fp16 conv graph has it: an fp16 bias
+            t["B"] = graph.tensor(name="B", **dict(vec, data_type=io))
+            y = graph.bias(input=y, bias=t["B"])
+        elif site.present(2):
             t["B"] = graph.tensor(name="B", **vec)
             y = graph.add(a=y, b=t["B"], compute_data_type=dt.FLOAT)
         if site.present(3):
@@ -507,7 +515,7 @@ class CudnnQuantConv(CudnnPlans):
         t["Y"] = y
         graph.validate()
         graph.build_operation_graph()
-        self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.B])
+        self.finish(graph, t, [cudnn.heur_mode.A, cudnn.heur_mode.FALLBACK if held else cudnn.heur_mode.B])
 
 
 def _graph_check(site, fp8: bool, held: bool = False) -> str | None:
@@ -536,30 +544,34 @@ def _graph_check(site, fp8: bool, held: bool = False) -> str | None:
 
 def _graph_kernel(site, params, dev, fp8: bool, held: bool = False) -> Kernel:
     recipe, g0 = Recipe(site), geometry(site)
-    pad = -g0.c % (8 if held else 16 if fp8 else 4)
+    pad = 0 if held else -g0.c % (16 if fp8 else 4)  # fp16 engines take any channel count
     conv = dev.cached(("cudnn-quant-graph", held, site.key()), lambda: CudnnQuantConv(site, dev, pad, held))
     index = int(params.get("plan", 0))
     ws, name = conv.build(index)
     g = conv.geo
-    scale = _vector(recipe.unit, g.k, np.float32)
+    scale = None if held else _vector(recipe.unit, g.k, np.float32)
     consts = {"RS": recipe.r_grid[0], "YS": 1.0 / recipe.grid[0] if recipe.y_int else None}
     scalars = {k: cp.asarray([v], np.float32) for k, v in consts.items() if v is not None and k in conv.tensors}
-    kind = "float16" if held else "e4m3" if fp8 else "int8"
+    kind = "held" if held else "e4m3" if fp8 else "int8"
+    w_scale = cp.asarray(np.asarray(site.attrs["w_scale"], np.float32).reshape(-1, 1, 1, 1))
 
-    def weights(w):  # (K, C, R, S) -> KRSC (int8, E4M3 bits, or fp16 holding either), channels padded
+    def weights(w):  # (K, C, R, S) -> KRSC (int8, E4M3 bits, or dequantized fp16), channels padded
+        if held:
+            w = (w.astype(np.float32) * w_scale).astype(np.float16)
         w = cp.ascontiguousarray(w.transpose(0, 2, 3, 1))
-        w = w.astype(np.float16) if held else _encode_values(w) if fp8 else w
-        return _pad_channels(w, pad).transpose(0, 3, 1, 2)
+        return _pad_channels(_encode_values(w) if fp8 and not held else w, pad).transpose(0, 3, 1, 2)
 
     def bias_values(b):  # int8: int32 in units of x_scale * w_scale[c]; fp8: already float
         b = _host(b).astype(np.float64).reshape(-1)
-        return cp.asarray(b if fp8 else b * recipe.unit.astype(np.float64), np.float32)
+        return cp.asarray(b if fp8 else b * recipe.unit.astype(np.float64), np.float16 if held else np.float32)
 
     def run(args):
         x = args[0]
         if held or fp8 or pad or x.dtype != np.int8 or not x.transpose(0, 2, 3, 1).flags.c_contiguous:
             x = _pad_channels(recipe.quantize(x.transpose(0, 2, 3, 1), kind), pad).transpose(0, 3, 1, 2)
-        bufs = {"X": x, "W": dev.derive(args[1], (f"{kind}-krsc", pad), weights, site.const[1]), "S": scale}
+        bufs = {"X": x, "W": dev.derive(args[1], (f"{kind}-krsc", pad), weights, site.const[1])}
+        if scale is not None:
+            bufs["S"] = scale
         if site.present(2):
             bufs["B"] = dev.derive(args[2], (f"{kind}-fbias",), bias_values, site.const[2])
         if site.present(3):
@@ -594,9 +606,8 @@ def _held_kernel(site, params, dev, fp8: bool) -> Kernel:
     return _graph_kernel(site, params, dev, fp8, held=True)
 
 
-Int8Held = _conv_tactic("int8-held", False, 16, "QLinearConvFused as the int8-cudnn graph with the centred integers "
-                        "held in fp16 (fp16 tensor cores: an RGB stem, shapes int8 engines run slowly).",
+Int8Held = _conv_tactic("int8-held", False, 16, "QLinearConvFused on its grid values dequantized to fp16, through "
+                        "cuDNN's fp16 conv + bias graph (an RGB stem; shapes int8 engines run slowly).",
                         _held_check, _graph_candidates, _held_kernel)
-Fp8Held = _conv_tactic("fp8-held", True, 16, "float8 QLinearConvFused as the fp8-cudnn graph with the E4M3 values "
-                       "held in fp16 (fp16 tensor cores: exact products, float32 sums).",
-                       _held_check, _graph_candidates, _held_kernel)
+Fp8Held = _conv_tactic("fp8-held", True, 16, "float8 QLinearConvFused on its E4M3 values dequantized to fp16, "
+                       "through cuDNN's fp16 conv + bias graph.", _held_check, _graph_candidates, _held_kernel)
