@@ -258,3 +258,45 @@ def test_arena_hands_over_to_the_pool_when_the_run_differs(fake_cuda):
     ptrs = _run_program(arena.malloc, [("a", "x", 1000), ("a", "y", 2048), ("a", "z", 8)])
     assert arena.diverged == 1
     assert not arena.block.ptr <= ptrs["y"] < arena.block.ptr + arena.nbytes
+
+
+# ---- the build's comparison of a candidate with its reference (site.mismatch), on NumPy arrays
+def _mismatch(got, want):
+    site = importlib.import_module("workbench.backends.cuda.site")
+    return site.mismatch([got], [want], "int8")
+
+
+def _grid(rng, n=100_000):
+    return rng.integers(-127, 128, n).astype(np.int8)
+
+
+def test_grid_integers_may_move_a_few_values_by_one_step(fake_cuda):
+    rng = np.random.default_rng()
+    want = _grid(rng)
+    got = want.copy()
+    flip = rng.random(want.size) < 0.02
+    got[flip] = np.clip(got[flip].astype(np.int16) + rng.choice([-1, 1], int(flip.sum())), -128, 127)
+    assert _mismatch(got, want) is None
+
+
+def test_grid_integers_two_steps_off_fail(fake_cuda):
+    rng = np.random.default_rng()
+    want = _grid(rng)
+    got = want.copy()
+    i = int(np.argmin(np.abs(want.astype(np.int16))))
+    got[i] = want[i] + 2
+    why = _mismatch(got, want)
+    assert why is not None and "2 steps" in why
+
+
+def test_grid_integers_moved_everywhere_fail(fake_cuda):
+    rng = np.random.default_rng()
+    want = _grid(rng) // 8  # small values: one step is a large relative change
+    why = _mismatch((want + 1).astype(np.int8), want)
+    assert why is not None and "relative L2" in why
+
+
+def test_float_outputs_keep_the_int8_tolerance(fake_cuda):
+    want = np.random.default_rng().standard_normal(10_000).astype(np.float32)
+    assert _mismatch(want * np.float32(1 + 5e-4), want) is None
+    assert _mismatch(want * np.float32(1 + 5e-3), want) is not None

@@ -7,6 +7,7 @@ import pytest
 
 from tests.gpu.helpers import NotApplicable, rel_l2, run_tactic
 from workbench.backends.cpu.kernels.quantized import qgemm, qlinear_conv_fused
+from workbench.backends.cuda.site import GRID_TOLERANCE
 from workbench.ir.opdefs.fused import ACTIVATION_ATTRS, CONV_ATTRS
 from workbench.ir.opdefs.quantized import QUANT_ATTRS
 from workbench.quant.numerics import FP8
@@ -161,11 +162,13 @@ def test_int8_cudnn_graph(tactic, kernel, stride, residual, chained):
     want = qlinear_conv_fused(*inputs, **attrs)
     got = run_tactic(tactic, "QLinearConvFused", inputs, attrs, "int8", const=(1, 2), domain="workbench",
                      out_dtype="int8" if chained else "float32")[0]
+    held = tactic == "int8-held"  # operands dequantized to fp16: values within 2**-11 before rounding
     if chained:  # the grid integers: cuDNN rounds a float bias added after scaling, so the odd step may differ
         diff = np.abs(got.astype(np.int64) - want.astype(np.int64))
-        assert got.dtype == np.int8 and diff.max() <= 1 and (diff > 0).mean() < 1e-3
+        assert got.dtype == np.int8 and diff.max() <= 1 and (diff > 0).mean() < (5e-2 if held else 1e-3)
+        assert rel_l2(got, want) <= GRID_TOLERANCE
     else:
-        assert rel_l2(got, want) <= 1e-5
+        assert rel_l2(got, want) <= (1e-3 if held else 1e-5)
 
 
 @pytest.mark.parametrize("tactic,kernel", [("int8-gemm", 1), ("int8-conv", 3)])
