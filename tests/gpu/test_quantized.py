@@ -24,9 +24,10 @@ def _attrs(n, rng, act=None, x_dtype="int8", grid=False, **extra):
     return a
 
 
-def _exact(tactic, op, inputs, attrs, want, exact=True):
+def _exact(tactic, op, inputs, attrs, want, exact=True, params=None):
     try:
-        got = run_tactic(tactic, op, inputs, attrs, "int8", const=(1, 2), domain="workbench", out_dtype="float32")[0]
+        got = run_tactic(tactic, op, inputs, attrs, "int8", params=params, const=(1, 2), domain="workbench",
+                         out_dtype="float32")[0]
     except NotApplicable as e:
         pytest.fail(f"{tactic} does not apply: {e}")
     want = np.asarray(want, np.float64)
@@ -41,8 +42,9 @@ def _exact(tactic, op, inputs, attrs, want, exact=True):
 @pytest.mark.parametrize("x_dtype", ["int8", "uint8"])
 @pytest.mark.parametrize("act,grid,bias", [(None, False, True), ("Relu", False, True), ("Relu", True, False),
                                            ("Gelu", False, True)])
-@pytest.mark.parametrize("x_half", [False, True])
-def test_qgemm(x_dtype, act, grid, bias, x_half):
+@pytest.mark.parametrize("x_half,algo", [(False, -1), (True, -1), (True, 0)])
+def test_qgemm(x_dtype, act, grid, bias, x_half, algo):
+    """algo -1: cuBLAS gemmEx; 0: cuBLASLt's first heuristic algorithm (both exact int32 sums)."""
     rng = np.random.default_rng()
     m, k, n = 3 * 128, 768, 256
     x = (rng.standard_normal((3, 128, k)) * 2).astype(np.float16 if x_half else np.float32)
@@ -50,7 +52,7 @@ def test_qgemm(x_dtype, act, grid, bias, x_half):
     b = rng.integers(-5000, 5000, n).astype(np.int32) if bias else None
     attrs = _attrs(n, rng, act, x_dtype, grid)
     want = qgemm(x.astype(np.float32), w, b, **attrs)
-    _exact("int8-gemm", "QGemm", [x, w, b], attrs, want, exact=act != "Gelu")
+    _exact("int8-gemm", "QGemm", [x, w, b], attrs, want, exact=act != "Gelu", params={"algo": algo})
     assert want.shape == (3, 128, n) and m == 384
 
 

@@ -1,11 +1,13 @@
 """cuBLASLt through nvmath's raw bindings, for the products nvmath's high-level Matmul does not take.
 
 FP8 operands come as uint8 arrays holding E4M3 bits (CuPy has no float8 dtype); the product is the
-TN layout cuBLASLt requires for FP8: D (M, N) row-major = X (M, K) . W (N, K)^T, both K-contiguous.
+TN layout cuBLASLt requires for FP8 and runs int8 fastest in: D (M, N) row-major = X (M, K) . W (N, K)^T,
+both K-contiguous. int8 operands accumulate exactly into int32 (integer alpha and beta).
 Calls go to the device's stream, so they can be captured into a CUDA graph.
 
     >>> mm = LtMatmul(dev, m, n, k, E4M3, R32F)        # algorithms from cuBLASLt's heuristics
     >>> mm(x_bits, w_bits, out, np.full(1, 0.01, np.float32), algo=0)
+    >>> LtMatmul(dev, m, n, k, R8I, R32I)(xq, wq, acc_int32, np.ones(1, np.int32))
 """
 from __future__ import annotations
 
@@ -13,8 +15,8 @@ import numpy as np
 
 from .device import library
 
-R32F, R16F, E4M3 = 0, 2, 28  # cudaDataType
-DTYPES = {R32F: np.float32, R16F: np.float16}
+R32F, R16F, R8I, R32I, E4M3 = 0, 2, 3, 10, 28  # cudaDataType
+DTYPES = {R32F: np.float32, R16F: np.float16, R32I: np.int32}
 WORKSPACE = 32 << 20
 MAX_ALGOS = 8
 
@@ -37,7 +39,10 @@ class LtMatmul:
         cublas = library("nvmath.bindings.cublas")
         self.dev, self.d_type = dev, d_type
         self.handle = dev.cached(("cublaslt-handle",), lt.create)
-        self.desc = lt.matmul_desc_create(cublas.ComputeType.COMPUTE_32F, R32F)
+        integer = ab_type == R8I
+        self.scale = np.int32 if integer else np.float32
+        self.desc = lt.matmul_desc_create(cublas.ComputeType.COMPUTE_32I if integer else cublas.ComputeType.COMPUTE_32F,
+                                          R32I if integer else R32F)
         _set(lt, self.desc, lt.MatmulDescAttribute.TRANSA, cublas.Operation.T)
         _set(lt, self.desc, lt.MatmulDescAttribute.TRANSB, cublas.Operation.N)
         self.a = lt.matrix_layout_create(ab_type, k, n, k)
@@ -55,11 +60,12 @@ class LtMatmul:
         self.count = int(count[0])
         if self.count == 0:
             raise RuntimeError("cuBLASLt has no algorithm for this product")
-        self.beta = np.zeros(1, np.float32)
+        self.beta = np.zeros(1, self.scale)
 
     def __call__(self, x, w, out, alpha: np.ndarray, algo: int = 0) -> None:
-        """out = alpha * x . w^T; alpha is a host float32 array of one value (read when the call is made
-        or captured); algo indexes the heuristic's algorithms (the caller checked it against count)."""
+        """out = alpha * x . w^T; alpha is a host array of one value (float32; int32 for int8 operands),
+        read when the call is made or captured; algo indexes the heuristic's algorithms (the caller
+        checked it against count)."""
         ws = self.dev.workspace(WORKSPACE)
         self.lt.matmul(self.handle, self.desc, alpha.ctypes.data, w.data.ptr, self.a, x.data.ptr, self.b,
                        self.beta.ctypes.data, out.data.ptr, self.d, out.data.ptr, self.d,

@@ -44,7 +44,7 @@ from ...quant.numerics import FP8
 from .conv import CudnnConv, geometry
 from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
-from .lt import E4M3, R16F, R32F, LtMatmul, lt_missing
+from .lt import E4M3, R8I, R16F, R32F, R32I, LtMatmul, lt_missing
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
 from .tactics import PLANS_PER_LEVEL, Kernel, ops, tactic
@@ -52,7 +52,6 @@ from .tactics import PLANS_PER_LEVEL, Kernel, ops, tactic
 QGEMM_OPS = ops("QGemm", domain="workbench")
 QCONV_OPS = ops("QLinearConvFused", domain="workbench")
 CUBLAS_WORKSPACE = 32 << 20
-R_8I, R_32I = 3, 10  # cudaDataType
 # x_dtype -> (zero point the centred integers need to fit int8, lowest and highest centred value)
 CENTRED = {"int8": (0, -128, 127), "uint8": (128, -128, 127)}
 FLOAT_OUT = ("float16", "float32")
@@ -278,7 +277,7 @@ class Cublas:
         c = cp.empty((m, n), np.int32)
         lib = self.lib
         lib.gemm_ex(self.handle, lib.Operation.T, lib.Operation.N, n, m, k, self.one.ctypes.data,
-                    wq.data.ptr, R_8I, k, xq.data.ptr, R_8I, k, self.zero.ctypes.data, c.data.ptr, R_32I, n,
+                    wq.data.ptr, R8I, k, xq.data.ptr, R8I, k, self.zero.ctypes.data, c.data.ptr, R32I, n,
                     lib.ComputeType.COMPUTE_32I, lib.GemmAlgo.DEFAULT)
         return c
 
@@ -290,6 +289,14 @@ def _is_pointwise_conv(site) -> bool:
 
 def _gemm_sizes(site) -> tuple:
     return site.shape(1)[0], int(np.prod(site.shape(1)[1:]))
+
+
+def _gemm_rows(site) -> int:
+    """The product's rows: output pixels of a 1x1 conv, or X's leading dims."""
+    if site.op == "QLinearConvFused":
+        g = geometry(site)
+        return g.n * g.p * g.q
+    return int(np.prod(site.shape(0)[:-1]))
 
 
 def _gemm_check(site, fp8: bool, missing) -> str | None:
@@ -333,7 +340,8 @@ def _gemm_kernel(site, dev, recipe, product, unit, bias_dtype, label: str) -> Ke
 
 @tactic("int8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("int8",), rank=10)
 class Int8Gemm:
-    """QGemm / 1x1 QLinearConvFused as quantize -> cuBLAS int8 TN GEMM -> generated epilogue."""
+    """QGemm / 1x1 QLinearConvFused as quantize -> int8 TN GEMM (cuBLAS gemmEx, "algo" -1, or one of
+    cuBLASLt's heuristic algorithms) -> generated epilogue."""
 
     @staticmethod
     def check(site):
@@ -342,10 +350,23 @@ class Int8Gemm:
         return _gemm_check(site, False, missing)
 
     @staticmethod
+    def candidates(site, level):
+        lt = [] if lt_missing() else [{"algo": i} for i in range(PLANS_PER_LEVEL.get(level, 3))]
+        return [{"algo": -1}] + lt
+
+    @staticmethod
     def prepare(site, params, dev):
         recipe = Recipe(site)
         n, k = _gemm_sizes(site)
-        cublas = dev.cached(("cublas-int8",), lambda: Cublas(dev))
+        m = _gemm_rows(site)
+        algo = int(params.get("algo", -1))
+        if algo < 0:
+            cublas = dev.cached(("cublas-int8",), lambda: Cublas(dev))
+        else:
+            mm = dev.cached(("lt-int8", m, n, k), lambda: LtMatmul(dev, m, n, k, R8I, R32I))
+            if algo >= mm.count:
+                raise RuntimeError(f"cuBLASLt offers {mm.count} algorithm(s), no algorithm {algo}")
+        one = np.ones(1, np.int32)
 
         def weights(w):
             return cp.ascontiguousarray(w.reshape(n, k))
@@ -353,9 +374,14 @@ class Int8Gemm:
         def product(x, args):
             w = dev.derive(args[1], ("int8-nk",), weights, site.const[1])
             xq = x if x.dtype == np.int8 and x.flags.c_contiguous else recipe.quantize(x)  # chained: as is
-            return cublas.igemm(xq.reshape(-1, k), w)
+            if algo < 0:
+                return cublas.igemm(xq.reshape(-1, k), w)
+            acc = cp.empty((m, n), np.int32)
+            mm(xq.reshape(m, k), w, acc, one, algo)
+            return acc
 
-        return _gemm_kernel(site, dev, recipe, product, _vector(recipe.unit, n, np.float32), np.int32, "int8-gemm")
+        label = "int8-gemm" if algo < 0 else f"int8-gemm:lt{algo}"
+        return _gemm_kernel(site, dev, recipe, product, _vector(recipe.unit, n, np.float32), np.int32, label)
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)
@@ -378,8 +404,7 @@ class Fp8Gemm:
     def prepare(site, params, dev):
         recipe = Recipe(site)
         n, k = _gemm_sizes(site)
-        g = geometry(site) if site.op == "QLinearConvFused" else None
-        m = g.n * g.p * g.q if g else int(np.prod(site.shape(0)[:-1]))  # rows: pixels, or X's leading dims
+        m = _gemm_rows(site)
         d_type = R32F if params.get("out", "float32") == "float32" else R16F
         mm = dev.cached(("lt-fp8", m, n, k, d_type), lambda: LtMatmul(dev, m, n, k, E4M3, d_type))
         algo, alpha = int(params.get("algo", 0)), np.full(1, recipe.unit[0], np.float32)
