@@ -236,3 +236,51 @@ def test_max_pool_moves_grid_integers(dtype):
     got = run_tactic("window", "MaxPool", [x], attrs, "fp32", out_dtype=dtype)[0]
     want = max_pool(x, **attrs)
     assert got.dtype == np.dtype(dtype) and np.array_equal(got, want)
+
+
+# ------------------------------------------------------------------------------- the generated int8 kernel
+@pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
+@pytest.mark.parametrize("rows,k,n,out", [(300, 80, 48, "int8"), (384, 768, 200, "float16"), (130, 64, 96, "float32")])
+def test_int8_mma_qgemm_is_exact(tile, rows, k, n, out):
+    """Tails in every dimension (rows and N not multiples of the tile, K not of 64), each output kind."""
+    from workbench.backends.cuda.imma import tiles_for
+
+    if tile not in [list(t) for t in tiles_for(out)]:
+        pytest.skip(f"tile {tile} does not fit shared memory with {out} outputs")
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((rows, k)) * 2).astype(np.float32)
+    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    b = rng.integers(-5000, 5000, n).astype(np.int32)
+    extra = dict(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1) if out == "int8" else {}
+    attrs = _attrs(n, rng, "Relu", **extra)
+    want = qgemm(x, w, b, **attrs)
+    got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8", params={"tile": tile}, const=(1, 2),
+                     domain="workbench", out_dtype=out)[0]
+    if out == "float16":
+        want = want.astype(np.float16)
+    assert np.array_equal(np.asarray(got, np.float64), np.asarray(want, np.float64)), \
+        f"{int(np.sum(got != want))} of {want.size} values differ"
+
+
+@pytest.mark.parametrize("stride,residual", [(1, "int8"), (1, "float16"), (2, None)])
+def test_int8_mma_pointwise_conv_chained_is_exact(stride, residual):
+    rng = np.random.default_rng()
+    n, c, h, k = 2, 64, 14, 128
+    out = (h - 1) // stride + 1
+    conv = dict(CONV_ATTRS, kernel_shape=[1, 1], strides=[stride, stride], pads=[0] * 4, dilations=[1, 1], group=1)
+    attrs = _attrs(k, rng, "Relu", **conv)
+    attrs.update(y_scale=float(np.float32(2.0)), y_zero_point=0, y_dtype="int8", y_quantized=1)
+    x = rng.integers(-127, 128, (n, c, h, h)).astype(np.int8)
+    w = rng.integers(-127, 128, (k, c, 1, 1)).astype(np.int8)
+    b = rng.integers(-5000, 5000, k).astype(np.int32)
+    r = None
+    if residual == "int8":
+        r = rng.integers(-127, 128, (n, k, out, out)).astype(np.int8)
+        attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
+    elif residual:
+        r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
+    want = qlinear_conv_fused(x, w, b, None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)),
+                              **attrs)
+    got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": [128, 64]},
+                     const=(1, 2), domain="workbench", out_dtype="int8")[0]
+    assert got.dtype == np.int8 and np.array_equal(got, want), f"{int(np.sum(got != want))} values differ"

@@ -3,6 +3,8 @@
     int8-gemm   QGemm, and QLinearConvFused 1x1 (any stride, no padding) as a GEMM over NHWC pixels:
                 X quantized by a generated kernel, int8 x int8 -> int32 by cuBLAS gemmEx in TN layout
                 (both operands K-contiguous: W is stored (N, K)), then one generated epilogue.
+    int8-mma    the same products as one generated int8 tensor-core kernel with the epilogue fused
+                (imma.py): int8 read, int8/fp16 written once; bit-exact.
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
     fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
@@ -41,6 +43,7 @@ import numpy as np
 
 from ...ir.opdefs.quantized import GRID_TYPES as INTS
 from ...quant.numerics import FP8
+from . import imma
 from .conv import CudnnConv, geometry
 from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
@@ -117,10 +120,16 @@ def _quantize_source(r: dict) -> tuple:
 
 
 def _epilogue_source(r: dict) -> tuple:
-    """Accumulator -> output, in the CPU kernel's order: int32 + int32 bias then one multiply (integers),
-    multiply then + float bias (float8); residual; activation; output grid (values, or the integers)."""
+    """The epilogue as an elementwise kernel: accumulator, unit, bias, residual -> y."""
     ins = [f"{r['acc']} acc", "float32 unit"] + ([f"{r['bias']} bias"] if r["bias"] else []) + \
         ([f"{r['residual']} res"] if r["residual"] else [])
+    return ", ".join(ins), f"{r['out']} y", " ".join(epilogue_lines(r)), _name("wb_dq8", r)
+
+
+def epilogue_lines(r: dict, residual: str = "(float)res") -> list:
+    """C statements from `acc`, `unit`, `bias`, `res` (read as float by `residual`) to `y`, in the CPU
+    kernel's order: int32 + int32 bias then one multiply (integers), multiply then + float bias
+    (float8); residual; activation; output grid (values, or the integers)."""
     if r["fp8"]:
         lines = ["float in0 = __fmul_rn((float)acc, unit);"] + (["in0 = __fadd_rn(in0, bias);"] if r["bias"] else [])
     else:
@@ -130,11 +139,10 @@ def _epilogue_source(r: dict) -> tuple:
         s, zp = r["r_grid"]
         lines.append(f"in0 = __fadd_rn(in0, __fmul_rn((float)((int)res - {int(zp)}), {_f32(s)}));")
     elif r["residual"]:
-        lines.append("in0 = __fadd_rn(in0, (float)res);")
+        lines.append(f"in0 = __fadd_rn(in0, {residual});")
     gen = _Gen({"inputs": ["float32"], "round": None}, "float")
     value = gen.value(act_node(*(r["act"] or [None, None, None]), ["in", 0]))
     lines += gen.lines + [f"float v = {value};"]
-    out = r["out"]
     if r["grid"]:
         lines += _grid_lines(r["grid"], r["y_int"])
     elif r["fp8_grid"] is not None:
@@ -142,7 +150,7 @@ def _epilogue_source(r: dict) -> tuple:
         lines.append(f"y = __fmul_rn(wb_e4m3_value(wb_e4m3_bits(__fdiv_rn(v, {s}))), {s});")
     else:
         lines.append("y = v;")
-    return ", ".join(ins), f"{out} y", " ".join(lines), _name("wb_dq8", r)
+    return lines
 
 
 def _grid_lines(grid: list, y_int: str | None) -> list:
@@ -231,15 +239,18 @@ class Recipe:
             k = self._kernels[key] = _elementwise(r, _requantize_source)
         return k(v)
 
+    def epilogue_recipe(self, acc: str, bias: str | None, residual: str | None) -> dict:
+        """What the epilogue statements (epilogue_lines) need, for these operand dtypes."""
+        return {"acc": acc, "bias": bias, "residual": residual, "r_grid": self.r_grid if residual in INTS else None,
+                "fp8": self.fp8, "act": self.act, "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int,
+                "out": self.out}
+
     def epilogue(self, acc, unit, bias=None, residual=None):
         args = [acc, unit] + ([bias] if bias is not None else []) + ([residual] if residual is not None else [])
         key = ("e", acc.dtype, None if bias is None else bias.dtype, None if residual is None else residual.dtype)
         k = self._kernels.get(key)
         if k is None:
-            res = np.dtype(residual.dtype).name if residual is not None else None
-            r = {"acc": np.dtype(acc.dtype).name, "bias": np.dtype(bias.dtype).name if bias is not None else None,
-                 "residual": res, "r_grid": self.r_grid if res in INTS else None, "fp8": self.fp8, "act": self.act,
-                 "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int, "out": self.out}
+            r = self.epilogue_recipe(*(None if a is None else np.dtype(a.dtype).name for a in (acc, bias, residual)))
             k = self._kernels[key] = _elementwise(r, _epilogue_source)
         return k(*args)
 
@@ -382,6 +393,64 @@ class Int8Gemm:
 
         label = "int8-gemm" if algo < 0 else f"int8-gemm:lt{algo}"
         return _gemm_kernel(site, dev, recipe, product, _vector(recipe.unit, n, np.float32), np.int32, label)
+
+
+@tactic("int8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("int8",), rank=12)
+class Int8Mma:
+    """QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue fused
+    (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Bit-exact."""
+
+    @staticmethod
+    def check(site):
+        why = _gemm_check(site, False, None)
+        if why:
+            return why
+        recipe = Recipe(site)
+        if site.present(3) and site.dtype(3) not in ("int8", "uint8", "float16", "float32"):
+            return f"residual {site.dtype(3)} not handled"
+        return imma.fits(*_gemm_sizes(site), recipe.out)
+
+    @staticmethod
+    def candidates(site, level):
+        tiles = imma.tiles_for(Recipe(site).out)[:max(1, PLANS_PER_LEVEL.get(level, 3) + 1)]
+        return [{"tile": list(t)} for t in tiles]
+
+    @staticmethod
+    def prepare(site, params, dev):
+        recipe = Recipe(site)
+        n, k = _gemm_sizes(site)
+        m = _gemm_rows(site)
+        conv = site.op == "QLinearConvFused"
+        g = geometry(site) if conv else None
+        residual = site.dtype(3) if conv and site.present(3) else None
+        has_bias = site.present(2)
+        r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
+        bm, bn = params.get("tile", imma.TILES[1])
+        kernel = imma.ImmaKernel(epilogue_lines(r, imma.residual_read(residual)), residual, has_bias, recipe.out,
+                                 int(bm), int(bn))
+        unit = _vector(recipe.unit, n, np.float32)
+
+        def weights(w):
+            return cp.ascontiguousarray(w.reshape(n, k))
+
+        def run(args):
+            x = args[0]
+            if conv:  # pixels as rows: NHWC order, strided 1x1 reads every stride-th pixel
+                x = x[:, :, ::g.stride[0], ::g.stride[1]].transpose(0, 2, 3, 1)
+            xq = x if x.dtype == np.int8 and x.flags.c_contiguous else recipe.quantize(x)  # chained: as is
+            w = dev.derive(args[1], ("int8-nk",), weights, site.const[1])
+            bias = _bias(site, args, dev, n, np.int32)
+            res = None
+            if residual:
+                res = args[3].transpose(0, 2, 3, 1)
+                res = res if res.flags.c_contiguous else cp.ascontiguousarray(res)
+            y = cp.empty((m, n), recipe.out)
+            kernel(xq.reshape(m, k), w, unit, bias, res, y)
+            if conv:
+                return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
+            return [y.reshape(*site.shape(0)[:-1], n)]
+
+        return Kernel(run, label=f"int8-mma:{bm}x{bn}")
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)

@@ -1,0 +1,193 @@
+"""An int8 tensor-core GEMM with a quantized layer's epilogue fused, generated per recipe and tile.
+
+    Y (M, N) = epilogue(Xq (M, K) . Wq (N, K)^T)      Xq, Wq int8, K-contiguous (the TN layout)
+
+cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1 convolutions once
+a per-channel requantization is attached (cuBLASLt takes no per-channel alpha for int8; cuDNN sends
+a graph with a per-channel multiply to its runtime-fusion engine, 0.39 ms where bandwidth allows
+0.15 ms at 56x56x256, b256). Those layers are memory-bound: this kernel reads int8, accumulates in
+registers and writes int8 (or fp16) once, with the epilogue's exact statements (the CPU kernel's
+order, so the result is bit-identical to it).
+
+Each block of 256 threads (8 warps) computes a BM x BN tile: 64-byte K slices of X and W go to
+shared memory (rows padded to 80 bytes: the fragment reads are then free of bank conflicts), each
+warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the epilogue stages the tile's outputs
+in shared memory so that global stores are whole 16-byte vectors.
+
+    >>> k = ImmaKernel(recipe_dict, residual="int8", out="int8", bm=128, bn=64)
+    >>> k(xq, wq, unit, bias, residual, y)           # CuPy arrays, y (M, N) preallocated
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+
+from .device import cp
+from .pointwise import _PREAMBLE
+
+THREADS = 256
+BK = 64
+LDS = BK + 16            # bytes per shared row of X / W
+SHARED_LIMIT = 48 << 10  # static shared memory per block
+TILES = ((128, 128), (128, 64), (64, 128), (64, 64))
+_C = {"int8": "signed char", "uint8": "unsigned char", "float16": "unsigned short", "float32": "float"}
+_SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
+_KERNELS: dict = {}
+
+_HALF = r"""
+__device__ inline float wb_h2f(unsigned short h) { float r; asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h)); return r; }
+__device__ inline unsigned short wb_f2h(float x) {
+  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x)); return h; }
+"""
+
+
+def shared_bytes(bm: int, bn: int, out: str) -> int:
+    """Static shared memory of a tile: the X and W slices, or the staged outputs, whichever is larger."""
+    return max((bm + bn) * LDS, bm * (bn * _SIZE[out] + 16))
+
+
+def tiles_for(out: str) -> list:
+    """The (BM, BN) tiles whose shared memory fits, largest first."""
+    return [t for t in TILES if shared_bytes(*t, out) <= SHARED_LIMIT]
+
+
+def fits(n: int, k: int, out: str) -> str | None:
+    """Why the kernel cannot take a product of N outputs over K, or None."""
+    if out not in _SIZE:
+        return f"output {out} not handled (int8, uint8, float16, float32)"
+    if k % 16 or (n * _SIZE[out]) % 16:
+        return f"needs K a multiple of 16 and output rows of whole 16-byte vectors, got N={n}, K={k} ({out})"
+    return None
+
+
+def residual_read(residual: str | None) -> str:
+    """How the epilogue statements read the residual `res` as a float (fp16 arrives as its bits)."""
+    return "wb_h2f(res)" if residual == "float16" else "(float)res"
+
+
+def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int, bn: int) -> tuple:
+    """(kernel name, CUDA source) for one epilogue and tile. `lines`: C statements from acc (int),
+    unit (float), bias (int), res (read through residual_read) to y."""
+    warps_m = 4 if bm == 128 else 2
+    warps_n = THREADS // 32 // warps_m
+    wtm, wtn = bm // warps_m, bn // warps_n
+    mt, nt = wtm // 16, wtn // 8
+    size = _SIZE[out]
+    ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
+    key = json.dumps([lines, residual, has_bias, out, bm, bn])
+    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    body = " ".join(lines)
+    y_type = _C[out] if out in ("int8", "uint8") else "float"
+    store = "wb_f2h(y)" if out == "float16" else "y"
+    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W",
+              "const float* __restrict__ unit_v"]
+    params += ["const int* __restrict__ bias_v"] if has_bias else []
+    params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
+    params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
+    reads = ["const float unit = unit_v[n];"]
+    reads += ["const int bias = bias_v[n];"] if has_bias else []
+    reads += [f"const {_C[residual]} res = R[(size_t)m * N + n];"] if residual else []
+    code = _PREAMBLE + _HALF + f"""
+extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
+  __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out)}];
+  unsigned char* As = smem;
+  unsigned char* Bs = smem + {bm * LDS};
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp % {warps_m}, wn = warp / {warps_m};
+  const int g = lane >> 2, t = lane & 3;
+  const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
+  int accs[{mt}][{nt}][4];
+#pragma unroll
+  for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+    for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
+  for (int k0 = 0; k0 < K; k0 += {BK}) {{
+    for (int i = tid; i < {bm * 4}; i += {THREADS}) {{
+      const int row = i >> 2, k = k0 + (i & 3) * 16, m = m0 + row;
+      int4 v = make_int4(0, 0, 0, 0);
+      if (m < M && k < K) v = __ldg((const int4*)(X + (size_t)m * K + k));
+      *(int4*)(As + row * {LDS} + (i & 3) * 16) = v;
+    }}
+    for (int i = tid; i < {bn * 4}; i += {THREADS}) {{
+      const int row = i >> 2, k = k0 + (i & 3) * 16, n = n0 + row;
+      int4 v = make_int4(0, 0, 0, 0);
+      if (n < N && k < K) v = __ldg((const int4*)(W + (size_t)n * K + k));
+      *(int4*)(Bs + row * {LDS} + (i & 3) * 16) = v;
+    }}
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < {BK}; kk += 32) {{
+      unsigned a[{mt}][4], b[{nt}][2];
+#pragma unroll
+      for (int i = 0; i < {mt}; ++i) {{
+        const unsigned char* p = As + (wm * {wtm} + i * 16 + g) * {LDS} + kk + t * 4;
+        a[i][0] = *(const unsigned*)p;
+        a[i][1] = *(const unsigned*)(p + {8 * LDS});
+        a[i][2] = *(const unsigned*)(p + 16);
+        a[i][3] = *(const unsigned*)(p + {8 * LDS + 16});
+      }}
+#pragma unroll
+      for (int j = 0; j < {nt}; ++j) {{
+        const unsigned char* p = Bs + (wn * {wtn} + j * 8 + g) * {LDS} + kk + t * 4;
+        b[j][0] = *(const unsigned*)p;
+        b[j][1] = *(const unsigned*)(p + 16);
+      }}
+#pragma unroll
+      for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+        for (int j = 0; j < {nt}; ++j)
+          asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, "
+                       "{{%8,%9}}, {{%0,%1,%2,%3}};\\n"
+                       : "+r"(accs[i][j][0]), "+r"(accs[i][j][1]), "+r"(accs[i][j][2]), "+r"(accs[i][j][3])
+                       : "r"(a[i][0]), "r"(a[i][1]), "r"(a[i][2]), "r"(a[i][3]), "r"(b[j][0]), "r"(b[j][1]));
+    }}
+    __syncthreads();
+  }}
+  {_C[out]}* Ys = ({_C[out]}*)smem;
+#pragma unroll
+  for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+    for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {{
+        const int row = wm * {wtm} + i * 16 + g + (e >> 1) * 8, col = wn * {wtn} + j * 8 + t * 2 + (e & 1);
+        const int m = m0 + row, n = n0 + col;
+        if (m < M && n < N) {{
+          const int acc = accs[i][j][e];
+          {" ".join(reads)}
+          {y_type} y;
+          {body}
+          Ys[row * {ldy} + col] = {store};
+        }}
+      }}
+  __syncthreads();
+  for (int i = tid; i < {bm * bn * size // 16}; i += {THREADS}) {{
+    const int row = i / {bn * size // 16}, c = i % {bn * size // 16};
+    const int m = m0 + row, n = n0 + c * {16 // size};
+    if (m < M && n < N)
+      *(int4*)((unsigned char*)Y + ((size_t)m * N + n) * {size}) = *(const int4*)((const unsigned char*)Ys + row * {ldy * size} + c * 16);
+  }}
+}}
+"""
+    return name, code
+
+
+class ImmaKernel:
+    """One compiled kernel: call with (xq, wq, unit, bias or None, residual or None, y)."""
+
+    def __init__(self, lines: list, residual: str | None, has_bias: bool, out: str, bm: int, bn: int):
+        name, code = source(lines, residual, has_bias, out, bm, bn)
+        k = _KERNELS.get(name)
+        if k is None:
+            k = _KERNELS[name] = cp.RawKernel(code, name)
+        self.kernel, self.bm, self.bn = k, bm, bn
+
+    def __call__(self, xq, wq, unit, bias, residual, y) -> None:
+        (m, k), n = xq.shape, wq.shape[0]
+        args = [xq, wq, unit] + [a for a in (bias, residual) if a is not None] + \
+            [y, np.int32(m), np.int32(n), np.int32(k)]
+        self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args))
