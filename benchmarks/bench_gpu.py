@@ -209,7 +209,8 @@ def workbench_mode(onnx_path, name, batch, feeds_list, ref, args, timer, precisi
                memory_bytes=None)
     extra = {"notes": engine.report.get("notes", []), "tactics": histogram(engine.tactics.values()),
              "timed_by_type": timed_by_type(engine), "build_stages": engine.report.get("stages"),
-             "excluded_sample": dict(list(engine.report.get("excluded", {}).items())[:8])}
+             "excluded_sample": dict(list(engine.report.get("excluded", {}).items())[:8]),
+             "candidate_ms": engine.report.get("timings", {})}
     runner = getattr(ctx, "_runner", None)
     if args.device == "cuda" and runner is not None:
         mem = runner.memory()

@@ -1,0 +1,112 @@
+"""Probe: the generated int8 tensor-core kernel (backends/cuda/imma.py) on ResNet-50 and BERT shapes.
+
+For each product and tile: the full epilogue (requantize with the reciprocal fast path), the same with
+IEEE division for every value (the epilogue before), and a trivial epilogue (what the GEMM and memory
+cost alone), next to cuBLASLt-free references: an fp16 cupy.matmul of the same sizes and the bytes
+moved at 3 TB/s. Also the rounding pass on the RGB stem's fp16 output (256x112x112x64).
+
+    python benchmarks/probe_imma.py --out probe.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import cupy as cp
+import numpy as np
+
+from workbench.backends.cuda import imma
+from workbench.backends.cuda.quantized import _elementwise, _requantize_source, epilogue_lines
+
+# name: rows (M), outputs (N), reduction (K), output dtype, residual dtype, activation
+CASES = {
+    "r50 s1 branch0 (first)": (802816, 64, 64, "int8", None, "Relu"),
+    "r50 s1 branch0": (802816, 64, 256, "int8", None, "Relu"),
+    "r50 s1 branch2 +res": (802816, 256, 64, "int8", "int8", "Relu"),
+    "r50 s1 shortcut": (802816, 256, 64, "float16", None, None),
+    "r50 s2 branch2 +res": (200704, 512, 128, "int8", "int8", "Relu"),
+    "r50 s3 branch0": (50176, 256, 1024, "int8", None, "Relu"),
+    "r50 s3 branch2 +res": (50176, 1024, 256, "int8", "int8", "Relu"),
+    "r50 s4 branch2 +res": (12544, 2048, 512, "int8", "int8", "Relu"),
+    "bert qkv": (8192, 768, 768, "float16", None, None),
+    "bert ffn1 gelu->int8": (8192, 3072, 768, "int8", None, "Gelu"),
+    "bert ffn2": (8192, 768, 3072, "float16", None, None),
+}
+SIZE = {"int8": 1, "float16": 2}
+
+
+def timeit(fn, iters=20):
+    fn()
+    start, stop = cp.cuda.Event(), cp.cuda.Event()
+    start.record()
+    for _ in range(iters):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return cp.cuda.get_elapsed_time(start, stop) / iters
+
+
+def recipe(out, residual, act):
+    grid = [0.05, 0, -128, 127] if out == "int8" else None
+    return {"acc": "int32", "bias": "int32", "residual": residual, "r_grid": [0.03, 0] if residual else None,
+            "fp8": False, "act": [act, None, None] if act else None, "grid": grid, "fp8_grid": None,
+            "y_int": "int8" if out == "int8" else None, "out": out}
+
+
+def variants(r, residual):
+    full = epilogue_lines(r, imma.residual_read(residual))
+    division = [line for line in full if not line.startswith("if (fabsf(q - floorf(q)")]
+    division = [line.replace("__fmul_rn(v, ", "__fdiv_rn(v, ") if line.startswith("float q =") else line
+                for line in division]
+    if r["y_int"]:  # the reciprocal literal -> the scale literal, for the division form
+        division = [line if not line.startswith("float q =") else
+                    "float q = __fdiv_rn(v, __int_as_float(0x3d4ccccd));" for line in division]
+    trivial = ["y = (signed char)(acc >> 10);"] if r["y_int"] else ["y = (float)acc;"]
+    return {"full": full, "division": division, "trivial": trivial}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", default=None)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    results = {}
+    for name, (m, n, k, out, residual, act) in CASES.items():
+        x = cp.asarray(rng.integers(-127, 128, (m, k), dtype=np.int8))
+        w = cp.asarray(rng.integers(-127, 128, (n, k), dtype=np.int8))
+        unit = cp.asarray(rng.uniform(1e-5, 1e-4, n).astype(np.float32))
+        bias = cp.asarray(rng.integers(-5000, 5000, n).astype(np.int32))
+        res = cp.asarray(rng.integers(-127, 128, (m, n), dtype=np.int8)) if residual else None
+        y = cp.empty((m, n), out)
+        moved = m * k + n * k + m * n * SIZE[out] + (m * n if residual else 0)
+        row = {"bytes_at_3TBps_ms": moved / 3e9, "fp16_matmul_ms": None}
+        a16, b16 = cp.asarray(rng.standard_normal((m, k)), cp.float16), cp.asarray(rng.standard_normal((k, n)), cp.float16)
+        row["fp16_matmul_ms"] = timeit(lambda: cp.matmul(a16, b16))
+        del a16, b16
+        r = recipe(out, residual, act)
+        for vname, lines in variants(r, residual).items():
+            for bm, bn in imma.tiles_for(out):
+                try:
+                    kern = imma.ImmaKernel(lines, residual, True, out, bm, bn)
+                    row[f"{vname} {bm}x{bn}"] = timeit(lambda: kern(x, w, unit, bias, res, y))
+                except Exception as e:  # noqa: BLE001
+                    row[f"{vname} {bm}x{bn}"] = f"{type(e).__name__}: {e}"[:200]
+        results[name] = row
+        best = min((v, kk) for kk, v in row.items() if isinstance(v, float) and kk.startswith("full"))
+        print(f"{name:24s} fp16 matmul {row['fp16_matmul_ms']:.3f}  bytes {row['bytes_at_3TBps_ms']:.3f}  "
+              f"best {best[1]} {best[0]:.3f}  " +
+              "  ".join(f"{kk}={v:.3f}" for kk, v in row.items() if isinstance(v, float) and " " in kk), flush=True)
+        del x, w, res, y
+        cp.get_default_memory_pool().free_all_blocks()
+    stem = cp.asarray(rng.standard_normal((256, 112, 112, 64)), cp.float16)
+    for label, grid in (("reciprocal", [0.05, 0, -128, 127]),):
+        k = _elementwise({"in": "float16", "grid": grid, "y_int": "int8"}, _requantize_source)
+        results[f"stem rounding pass ({label})"] = timeit(lambda: k(stem))
+    print({k: v for k, v in results.items() if k.startswith("stem")})
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
