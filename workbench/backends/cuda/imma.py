@@ -36,6 +36,38 @@ _C = {"int8": "signed char", "uint8": "unsigned char", "float16": "unsigned shor
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
+# Exact integer <-> float arithmetic on the FP32 pipes. Hopper converts (I2F, F2I, FRND) at 16 per
+# clock and SM against 128 FMAs: an epilogue of five conversions a value ran at a third of the
+# kernel's memory speed (probe_imma.py). Each helper returns exactly what the conversion would.
+EXACT = r"""
+__device__ inline float wb_i2f(int i) {  // (float)i, correctly rounded: two exact halves, one rounding
+  float hi = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (i >> 16)), 12582912.0f), 65536.0f);
+  float lo = __fsub_rn(__int_as_float(0x4B000000 | (i & 0xFFFF)), 8388608.0f);
+  return __fadd_rn(hi, lo);
+}
+__device__ inline float wb_small_i2f(int i) {  // (float)i for |i| < 2**22
+  return __fsub_rn(__int_as_float(0x4B400000 + i), 12582912.0f);
+}
+__device__ inline int wb_small_f2i(float f) {  // (int)f for an integer-valued |f| < 2**22
+  return __float_as_int(__fadd_rn(f, 12582912.0f)) - 0x4B400000;
+}
+__device__ inline float wb_sum_i2f(int a, long long b) {  // (float)(a + b), 64-bit only when it overflows
+  long long s = (long long)a + b;
+  return s == (long long)(int)s ? wb_i2f((int)s) : (float)s;
+}
+__device__ inline float wb_rint(float q) {  // rintf(q) for |q| < 2**22; q itself beyond (callers saturate)
+  return fabsf(q) < 4194304.0f ? __fsub_rn(__fadd_rn(q, 12582912.0f), 12582912.0f) : q;
+}
+// rintf(v / s) with the IEEE quotient, for callers saturating beyond +-2**22: v * (1 / s) is within an
+// ulp or two of the quotient, which moves the rounded integer only at a half: there the division runs
+__device__ inline float wb_div_rint(float v, float inv, float s) {
+  float q = __fmul_rn(v, inv);
+  float r = wb_rint(q);
+  if (fabsf(fabsf(__fsub_rn(q, r)) - 0.5f) < 0.001f) r = wb_rint(__fdiv_rn(v, s));
+  return r;
+}
+"""
+
 _HALF = r"""
 __device__ inline float wb_h2f(unsigned short h) { float r; asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h)); return r; }
 __device__ inline unsigned short wb_f2h(float x) {
@@ -89,7 +121,7 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
     reads = ["const float unit = unit_v[n];"]
     reads += ["const int bias = bias_v[n];"] if has_bias else []
     reads += [f"const {_C[residual]} res = R[(size_t)m * N + n];"] if residual else []
-    code = _PREAMBLE + _HALF + f"""
+    code = _PREAMBLE + EXACT + _HALF + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
   __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out)}];
   unsigned char* As = smem;

@@ -23,10 +23,12 @@
 Float outputs are written in the storage dtype the builder chose (fp16 when every reader runs at
 fp16 or is quantized, else float32).
 
-Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) are bit-exact with the CPU kernel: x / x_scale is IEEE division
-(`__fdiv_rn`) rounded half-even (`rintf`), the int32 accumulator plus the int32 bias is converted to
-float once and multiplied by float32(x_scale * w_scale[c]) with `__fmul_rn` (NVRTC would otherwise
-fuse it with the residual add into an FMA), the output grid is applied as the CPU does.
+Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) are bit-exact with the CPU
+kernel: x / x_scale rounds half-even as the IEEE quotient does (wb_div_rint: a reciprocal product,
+the division only at halves), the int32 accumulator plus the int32 bias is converted to float once
+and multiplied by float32(x_scale * w_scale[c]) with `__fmul_rn` (NVRTC would otherwise fuse it with
+the residual add into an FMA), the output grid is applied as the CPU does. Integer <-> float steps
+use imma.EXACT's helpers, which give the conversions' results on the FP32 pipes.
 Transcendental activations (GELU, ...) follow CUDA's libm, within float rounding of NumPy's.
 
 Chained layers (quant/chain.py) pass int8 tensors: X may arrive already quantized (its dtype is
@@ -60,7 +62,7 @@ CENTRED = {"int8": (0, -128, 127), "uint8": (128, -128, 127)}
 FLOAT_OUT = ("float16", "float32")
 _KERNELS: dict = {}
 
-_FP8_PREAMBLE = _PREAMBLE + r"""
+_FP8_PREAMBLE = _PREAMBLE + imma.EXACT + r"""
 __device__ inline unsigned char wb_e4m3_bits(float v) {  // saturate to +-448, round to nearest even
   if (v != v) return 0x7F;
   v = fminf(fmaxf(v, -448.0f), 448.0f);
@@ -107,16 +109,26 @@ def _quantize_source(r: dict) -> tuple:
     E4M3 values held in float16; "held": either dequantized (times x_scale) in float16. An integer X
     was quantized by the layer before: it is only centred."""
     if r["in"] in INTS:
-        v = f"(float)((int)x - {int(r['offset'])})"
+        v = f"wb_small_i2f((int)x - {int(r['offset'])})"
     elif r["fp8"]:
         v = f"__fdiv_rn((float)x, {_f32(r['scale'])})"
     else:
-        v = f"fminf(fmaxf(rintf(__fdiv_rn((float)x, {_f32(r['scale'])})), {float(r['lo'])}f), {float(r['hi'])}f)"
+        v = f"fminf(fmaxf({_div_rint('(float)x', r['scale'])}, {float(r['lo'])}f), {float(r['hi'])}f)"
     if r["fp8"]:
         v = f"wb_e4m3_bits({v})" if r["out"] == "e4m3" else f"wb_e4m3_value(wb_e4m3_bits({v}))"
+    elif r["out"] == "int8":
+        v = f"wb_small_f2i({v})"
     if r["out"] == "held":
         v = f"__fmul_rn({v}, {_f32(r['scale'])})"
     return f"{r['in']} x", f"{_STORED[r['out']]} q", f"q = ({_OUT_C[r['out']]})({v});", _name("wb_q8", r)
+
+
+def _div_rint(v: str, scale: float) -> str:
+    """C for rintf(v / scale) with the IEEE quotient (see wb_div_rint), saturating callers only."""
+    inv = np.float32(1) / np.float32(scale)
+    if np.isfinite(inv) and abs(inv) >= np.finfo(np.float32).tiny:
+        return f"wb_div_rint({v}, {_f32(inv)}, {_f32(scale)})"
+    return f"rintf(__fdiv_rn({v}, {_f32(scale)}))"
 
 
 def _epilogue_source(r: dict) -> tuple:
@@ -133,11 +145,11 @@ def epilogue_lines(r: dict, residual: str = "(float)res") -> list:
     if r["fp8"]:
         lines = ["float in0 = __fmul_rn((float)acc, unit);"] + (["in0 = __fadd_rn(in0, bias);"] if r["bias"] else [])
     else:
-        total = "(long long)acc + (long long)bias" if r["bias"] else "(long long)acc"
-        lines = [f"float in0 = __fmul_rn((float)({total}), unit);"]
+        total = "wb_sum_i2f(acc, (long long)bias)" if r["bias"] else "wb_i2f(acc)"
+        lines = [f"float in0 = __fmul_rn({total}, unit);"]
     if r["residual"] in INTS:
         s, zp = r["r_grid"]
-        lines.append(f"in0 = __fadd_rn(in0, __fmul_rn((float)((int)res - {int(zp)}), {_f32(s)}));")
+        lines.append(f"in0 = __fadd_rn(in0, __fmul_rn(wb_small_i2f((int)res - {int(zp)}), {_f32(s)}));")
     elif r["residual"]:
         lines.append(f"in0 = __fadd_rn(in0, {residual});")
     gen = _Gen({"inputs": ["float32"], "round": None}, "float")
@@ -154,22 +166,11 @@ def epilogue_lines(r: dict, residual: str = "(float)res") -> list:
 
 
 def _grid_lines(grid: list, y_int: str | None) -> list:
-    """float v -> y on the output grid: its integers (y_int) or their float values, as the CPU rounds.
-
-    v / s is rounded to an integer; v * (1 / s) differs from the IEEE quotient by an ulp or two, which
-    changes the rounded integer only when the quotient sits at a half: there (and only there) the
-    division is done. Quotients beyond +-512 saturate either way. Bit-identical, several times cheaper.
-    """
+    """float v -> y on the output grid: its integers (y_int) or their float values, as the CPU rounds."""
     s, zp, lo, hi = grid
-    inv = np.float32(1) / np.float32(s)
-    if np.isfinite(inv) and abs(inv) >= np.finfo(np.float32).tiny:
-        quotient = [f"float q = __fmul_rn(v, {_f32(inv)});",
-                    f"if (fabsf(q - floorf(q) - 0.5f) < 0.001f) q = __fdiv_rn(v, {_f32(s)});"]
-    else:
-        quotient = [f"float q = __fdiv_rn(v, {_f32(s)});"]
-    lines = quotient + [f"float g = fminf(fmaxf(rintf(q) + {float(zp)}f, {float(lo)}f), {float(hi)}f);"]
+    lines = [f"float g = fminf(fmaxf({_div_rint('v', s)} + {float(zp)}f, {float(lo)}f), {float(hi)}f);"]
     if y_int:
-        return lines + [f"y = ({'signed char' if y_int == 'int8' else 'unsigned char'})g;"]
+        return lines + [f"y = ({'signed char' if y_int == 'int8' else 'unsigned char'})wb_small_f2i(g);"]
     return lines + [f"y = __fmul_rn(g - {float(zp)}f, {_f32(s)});"]
 
 

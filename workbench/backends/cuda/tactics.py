@@ -110,5 +110,5 @@ def candidates_for(site, level: int) -> tuple[list, dict]:
 
 def label(tactic_name: str, params: dict) -> str:
     """A short readable name for one candidate, e.g. 'cudnn[plan=1]'."""
-    shown = {k: v for k, v in params.items() if k in ("plan", "fused", "upload", "variant", "algo", "split")}
+    shown = {k: v for k, v in params.items() if k in ("plan", "fused", "upload", "variant", "algo", "split", "tile")}
     return tactic_name + (f"[{','.join(f'{k}={v}' for k, v in sorted(shown.items()))}]" if shown else "")
