@@ -52,6 +52,7 @@ from .device import cp, library
 from .lt import E4M3, R8I, R16F, R32F, R32I, LtMatmul, lt_missing
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
+from .stream import StreamKernel
 from .tactics import PLANS_PER_LEVEL, Kernel, ops, tactic
 
 QGEMM_OPS = ops("QGemm", domain="workbench")
@@ -96,7 +97,7 @@ def _elementwise(recipe: dict, build):
     k = _KERNELS.get(key)
     if k is None:
         ins, outs, operation, name = build(recipe)
-        k = _KERNELS[key] = cp.ElementwiseKernel(ins, outs, operation, name, preamble=_FP8_PREAMBLE)
+        k = _KERNELS[key] = StreamKernel(ins, outs, operation, name, preamble=_FP8_PREAMBLE)
     return k
 
 

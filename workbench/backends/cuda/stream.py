@@ -1,0 +1,111 @@
+"""Streaming elementwise kernels: CuPy ElementwiseKernel's interface, generated as a plain RawKernel.
+
+CuPy's ElementwiseKernel indexes every element through its 64-bit strided indexer: on an H200 it
+moved a 205M-element fp16 -> int8 cast in 0.97 ms whatever the operation, where a plain kernel took
+0.36 ms and the copy engine 0.19 (benchmarks/probe_elementwise.py). The quantized layers' passes
+(quantize X, dequantize the accumulator, round to the next layer's grid) are such streams over
+contiguous activations, with per-channel vectors along the last axis: this module runs them as a
+2-D grid (columns x rows), each thread loading its column's vectors once.
+
+    >>> k = StreamKernel("float16 x, float32 unit", "int8 y", "y = (signed char)((float)x * unit);", "name")
+    >>> y = k(x, unit)          # x (..., N) C-contiguous; unit (N,): one value per column
+
+Arguments that are not C-contiguous, or broadcast other than along the last axis, run through
+CuPy's ElementwiseKernel with the same source instead (same results).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .device import cp
+
+THREADS = 256
+MAX_ROW_BLOCKS = 4096
+_C = {"float16": "wb_f16", "float32": "float", "float64": "double", "int8": "signed char", "uint8": "unsigned char",
+      "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
+
+# float16 as its bits, with the conversions CuPy's float16 class has, so the same sources compile
+HALF_TYPE = r"""
+struct wb_f16 {
+  unsigned short bits;
+  __device__ wb_f16() {}
+  __device__ wb_f16(float f) { asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(f)); }
+  __device__ operator float() const { float r; asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(bits)); return r; }
+};
+typedef wb_f16 float16;
+"""
+
+
+def _params(spec: str) -> list:
+    """'float16 x, float32 unit' -> [('float16', 'x'), ('float32', 'unit')]."""
+    return [tuple(p.split()) for p in spec.split(",") if p.strip()]
+
+
+def source(ins: list, outs: list, operation: str, name: str, preamble: str, columns: tuple) -> tuple:
+    """(kernel name, CUDA source) of a stream over (rows, cols): `columns[i]` marks input i as one
+    value per column (loaded once per thread), the others as full C-contiguous arrays."""
+    name = f"{name}_s{''.join('c' if c else 'f' for c in columns)}"
+    args = [f"const {_C[t]}* __restrict__ {n}_p" for t, n in ins]
+    (ot, on), = outs
+    args += [f"{_C[ot]}* __restrict__ {on}_p", "long long rows", "int cols", "int lanes"]
+    col_reads = [f"const {_C[t]} {n} = {n}_p[c];" for (t, n), col in zip(ins, columns) if col]
+    row_reads = [f"const {_C[t]} {n} = {n}_p[i];" for (t, n), col in zip(ins, columns) if not col]
+    code = preamble + HALF_TYPE + f"""
+extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(args)}) {{
+  // `lanes` threads span a row's columns; a block covers {THREADS} / lanes rows at a time
+  const int c = blockIdx.x * lanes + threadIdx.x % lanes;
+  if (c >= cols) return;
+  {" ".join(col_reads)}
+  const long long step = (long long)gridDim.y * ({THREADS} / lanes);
+  for (long long r = (long long)blockIdx.y * ({THREADS} / lanes) + threadIdx.x / lanes; r < rows; r += step) {{
+    const long long i = r * cols + c;
+    {" ".join(row_reads)}
+    {_C[ot]} {on};
+    {operation}
+    {on}_p[i] = {on};
+  }}
+}}
+"""
+    return name, code
+
+
+class StreamKernel:
+    """ElementwiseKernel(in_params, out_params, operation, name, preamble) for contiguous streams."""
+
+    def __init__(self, in_params: str, out_params: str, operation: str, name: str, preamble: str = ""):
+        self.ins, self.outs = _params(in_params), _params(out_params)
+        if len(self.outs) != 1:
+            raise ValueError("a stream kernel writes one output")
+        self.operation, self.name, self.preamble = operation, name, preamble
+        self.fallback = cp.ElementwiseKernel(in_params, out_params, operation, name, preamble=preamble)
+        self._raw: dict = {}
+
+    def _kernel(self, columns: tuple):
+        """The RawKernel for this choice of per-column inputs (True) and full inputs (False)."""
+        k = self._raw.get(columns)
+        if k is None:
+            name, code = source(self.ins, self.outs, self.operation, self.name, self.preamble, columns)
+            k = self._raw[columns] = cp.RawKernel(code, name)
+        return k
+
+    def __call__(self, *args):
+        (ot, _), = self.outs
+        full = [a for a in args if a.ndim != 1] or list(args)
+        shape = full[0].shape
+        cols = int(shape[-1]) if shape else 1
+        columns = tuple(a.ndim == 1 and len(shape) > 1 and a.shape[0] == cols for a in args)
+        if len(args) != len(self.ins) or not all(a.flags.c_contiguous for a in args) or \
+                not all(col or a.shape == shape for a, col in zip(args, columns)) or cols == 0 or cols >= 2 ** 31:
+            return self.fallback(*args)
+        y = cp.empty(shape, ot)
+        if not any(columns):  # no per-column vectors: any row length will do, so take a wide one
+            cols = next((w for w in (1024, 256, 32) if y.size % w == 0), cols)
+        rows = y.size // cols
+        if rows == 0:
+            return y
+        lanes = min(THREADS, -(-cols // 32) * 32)
+        lanes = max(d for d in (32, 64, 128, 256) if d <= lanes and THREADS % d == 0)
+        rows_per_block = THREADS // lanes
+        grid = (-(-cols // lanes), max(1, min(-(-rows // rows_per_block), MAX_ROW_BLOCKS)))
+        self._kernel(columns)(grid, (THREADS,), (*args, y, np.int64(rows), np.int32(cols), np.int32(lanes)))
+        return y
