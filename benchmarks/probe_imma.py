@@ -1,9 +1,8 @@
 """Probe: the generated int8 tensor-core kernel (backends/cuda/imma.py) on ResNet-50 and BERT shapes.
 
-For each product and tile: the full epilogue (requantize with the reciprocal fast path), the same with
-IEEE division for every value (the epilogue before), and a trivial epilogue (what the GEMM and memory
-cost alone), next to cuBLASLt-free references: an fp16 cupy.matmul of the same sizes and the bytes
-moved at 3 TB/s. Also the rounding pass on the RGB stem's fp16 output (256x112x112x64).
+For each product and tile: the full epilogue and a trivial one (what the GEMM and memory cost alone),
+next to references: an fp16 cupy.matmul of the same sizes and the bytes moved at 3 TB/s. Also the
+rounding pass on the RGB stem's fp16 output (256x112x112x64).
 
     python benchmarks/probe_imma.py --out probe.json
 """
@@ -55,14 +54,8 @@ def recipe(out, residual, act):
 
 def variants(r, residual):
     full = epilogue_lines(r, imma.residual_read(residual))
-    division = [line for line in full if not line.startswith("if (fabsf(q - floorf(q)")]
-    division = [line.replace("__fmul_rn(v, ", "__fdiv_rn(v, ") if line.startswith("float q =") else line
-                for line in division]
-    if r["y_int"]:  # the reciprocal literal -> the scale literal, for the division form
-        division = [line if not line.startswith("float q =") else
-                    "float q = __fdiv_rn(v, __int_as_float(0x3d4ccccd));" for line in division]
     trivial = ["y = (signed char)(acc >> 10);"] if r["y_int"] else ["y = (float)acc;"]
-    return {"full": full, "division": division, "trivial": trivial}
+    return {"full": full, "trivial": trivial}
 
 
 def main():
@@ -85,7 +78,7 @@ def main():
         del a16, b16
         r = recipe(out, residual, act)
         for vname, lines in variants(r, residual).items():
-            for bm, bn in imma.tiles_for(out):
+            for bm, bn in imma.tiles_for(out, residual):
                 try:
                     kern = imma.ImmaKernel(lines, residual, True, out, bm, bn)
                     row[f"{vname} {bm}x{bn}"] = timeit(lambda: kern(x, w, unit, bias, res, y))

@@ -75,22 +75,29 @@ __device__ inline unsigned short wb_f2h(float x) {
 """
 
 
-def shared_bytes(bm: int, bn: int, out: str) -> int:
-    """Static shared memory of a tile: the X and W slices, or the staged outputs, whichever is larger."""
-    return max((bm + bn) * LDS, bm * (bn * _SIZE[out] + 16))
+def _staged(bm: int, bn: int, dtype: str | None) -> int:
+    """Bytes of a BM x BN tile of `dtype` staged in shared memory (rows padded by 16 bytes)."""
+    return bm * (bn * _SIZE[dtype] + 16) if dtype else 0
 
 
-def tiles_for(out: str) -> list:
+def shared_bytes(bm: int, bn: int, out: str, residual: str | None = None) -> int:
+    """Static shared memory of a tile: the X and W slices, or the staged residual and outputs."""
+    return max((bm + bn) * LDS, _staged(bm, bn, residual) + _staged(bm, bn, out))
+
+
+def tiles_for(out: str, residual: str | None = None) -> list:
     """The (BM, BN) tiles whose shared memory fits, largest first."""
-    return [t for t in TILES if shared_bytes(*t, out) <= SHARED_LIMIT]
+    return [t for t in TILES if shared_bytes(*t, out, residual) <= SHARED_LIMIT]
 
 
-def fits(n: int, k: int, out: str) -> str | None:
+def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
     """Why the kernel cannot take a product of N outputs over K, or None."""
-    if out not in _SIZE:
-        return f"output {out} not handled (int8, uint8, float16, float32)"
-    if k % 16 or (n * _SIZE[out]) % 16:
-        return f"needs K a multiple of 16 and output rows of whole 16-byte vectors, got N={n}, K={k} ({out})"
+    if out not in _SIZE or (residual and residual not in _SIZE):
+        return f"output {out} / residual {residual} not handled (int8, uint8, float16, float32)"
+    if k % 16 or any(n * _SIZE[d] % 16 for d in (out, residual) if d):
+        return f"needs K a multiple of 16 and rows of whole 16-byte vectors, got N={n}, K={k} ({out}, {residual})"
+    if not tiles_for(out, residual):
+        return "no tile fits shared memory"
     return None
 
 
@@ -118,12 +125,24 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
     params += ["const int* __restrict__ bias_v"] if has_bias else []
     params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
     params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
-    reads = ["const float unit = unit_v[n];"]
-    reads += ["const int bias = bias_v[n];"] if has_bias else []
-    reads += [f"const {_C[residual]} res = R[(size_t)m * N + n];"] if residual else []
+    rbytes = _staged(bm, bn, residual)
+    rsize = _SIZE[residual] if residual else 1
+    ldr = bn + 16 // rsize
+    stage_residual = "" if not residual else f"""
+  {_C[residual]}* Rs = ({_C[residual]}*)smem;
+  for (int i = tid; i < {bm * bn * rsize // 16}; i += {THREADS}) {{
+    const int row = i / {bn * rsize // 16}, c = i % {bn * rsize // 16};
+    const int m = m0 + row, n = n0 + c * {16 // rsize};
+    if (m < M && n < N)
+      *(int4*)((unsigned char*)Rs + row * {ldr * rsize} + c * 16) = __ldg((const int4*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}));
+  }}
+  __syncthreads();"""
+    res_read = f"const {_C[residual]} res = Rs[row * {ldr} + col];" if residual else ""
+    bias_read = "bias_v[n]" if has_bias else "0"
+    bias_decl = "const int bias = biases[j][c];" if has_bias else ""
     code = _PREAMBLE + EXACT + _HALF + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out)}];
+  __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out, residual)}];
   unsigned char* As = smem;
   unsigned char* Bs = smem + {bm * LDS};
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -179,23 +198,39 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     }}
     __syncthreads();
   }}
-  {_C[out]}* Ys = ({_C[out]}*)smem;
+  // the residual tile, staged with whole 16-byte loads (read per element it cost more than the product)
+  {_C[out]}* Ys = ({_C[out]}*)(smem + {rbytes});
+{stage_residual}
+  float units[{nt}][2];
+  int biases[{nt}][2];
+#pragma unroll
+  for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+    for (int c = 0; c < 2; ++c) {{
+      const int n = min(n0 + wn * {wtn} + j * 8 + t * 2 + c, N - 1);
+      units[j][c] = unit_v[n];
+      biases[j][c] = {bias_read};
+    }}
 #pragma unroll
   for (int i = 0; i < {mt}; ++i)
 #pragma unroll
-    for (int j = 0; j < {nt}; ++j)
+    for (int h = 0; h < 2; ++h) {{
+      const int row = wm * {wtm} + i * 16 + g + h * 8;
+      if (m0 + row >= M) continue;
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {{
-        const int row = wm * {wtm} + i * 16 + g + (e >> 1) * 8, col = wn * {wtn} + j * 8 + t * 2 + (e & 1);
-        const int m = m0 + row, n = n0 + col;
-        if (m < M && n < N) {{
-          const int acc = accs[i][j][e];
-          {" ".join(reads)}
+      for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {{
+          const int col = wn * {wtn} + j * 8 + t * 2 + c;
+          const int acc = accs[i][j][h * 2 + c];
+          const float unit = units[j][c];
+          {bias_decl}
+          {res_read}
           {y_type} y;
           {body}
           Ys[row * {ldy} + col] = {store};
         }}
-      }}
+    }}
   __syncthreads();
   for (int i = tid; i < {bm * bn * size // 16}; i += {THREADS}) {{
     const int row = i / {bn * size // 16}, c = i % {bn * size // 16};

@@ -408,6 +408,10 @@ class Int8Gemm:
         return _gemm_kernel(site, dev, recipe, product, _vector(recipe.unit, n, np.float32), np.int32, label)
 
 
+def _residual_dtype(site) -> str | None:
+    return site.dtype(3) if site.op == "QLinearConvFused" and site.present(3) else None
+
+
 @tactic("int8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("int8",), rank=12)
 class Int8Mma:
     """QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue fused
@@ -418,15 +422,12 @@ class Int8Mma:
         why = _gemm_check(site, False, None)
         if why:
             return why
-        recipe = Recipe(site)
-        if site.present(3) and site.dtype(3) not in ("int8", "uint8", "float16", "float32"):
-            return f"residual {site.dtype(3)} not handled"
-        return imma.fits(*_gemm_sizes(site), recipe.out)
+        return imma.fits(*_gemm_sizes(site), Recipe(site).out, _residual_dtype(site))
 
     @staticmethod
     def candidates(site, level):
-        tiles = imma.tiles_for(Recipe(site).out)[:max(1, PLANS_PER_LEVEL.get(level, 3) + 1)]
-        return [{"tile": list(t)} for t in tiles]
+        tiles = imma.tiles_for(Recipe(site).out, _residual_dtype(site))
+        return [{"tile": list(t)} for t in tiles[:max(1, PLANS_PER_LEVEL.get(level, 3) + 1)]]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -435,7 +436,7 @@ class Int8Mma:
         m = _gemm_rows(site)
         conv = site.op == "QLinearConvFused"
         g = geometry(site) if conv else None
-        residual = site.dtype(3) if conv and site.present(3) else None
+        residual = _residual_dtype(site)
         has_bias = site.present(2)
         r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
         bm, bn = params.get("tile", imma.TILES[1])
