@@ -138,7 +138,8 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
   }}
   __syncthreads();"""
     res_read = f"const {_C[residual]} res = Rs[row * {ldr} + col];" if residual else ""
-    bias_read = "bias_v[n]" if has_bias else "0"
+    bias_array = f"int biases[{nt}][2];" if has_bias else ""
+    bias_load = "biases[j][c] = bias_v[n];" if has_bias else ""
     bias_decl = "const int bias = biases[j][c];" if has_bias else ""
     code = _PREAMBLE + EXACT + _HALF + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
@@ -202,14 +203,14 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
   {_C[out]}* Ys = ({_C[out]}*)(smem + {rbytes});
 {stage_residual}
   float units[{nt}][2];
-  int biases[{nt}][2];
+  {bias_array}
 #pragma unroll
   for (int j = 0; j < {nt}; ++j)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {{
       const int n = min(n0 + wn * {wtn} + j * 8 + t * 2 + c, N - 1);
       units[j][c] = unit_v[n];
-      biases[j][c] = {bias_read};
+      {bias_load}
     }}
 #pragma unroll
   for (int i = 0; i < {mt}; ++i)
