@@ -53,7 +53,7 @@ from .lt import E4M3, R8I, R16F, R32F, R32I, LtMatmul, lt_missing
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
 from .stream import StreamKernel
-from .tactics import PLANS_PER_LEVEL, Kernel, ops, tactic
+from .tactics import EXHAUSTIVE_LEVEL, PLANS_PER_LEVEL, Kernel, ops, tactic
 
 QGEMM_OPS = ops("QGemm", domain="workbench")
 QCONV_OPS = ops("QLinearConvFused", domain="workbench")
@@ -427,7 +427,7 @@ class Int8Mma:
     @staticmethod
     def candidates(site, level):
         tiles = imma.tiles_for(Recipe(site).out, _residual_dtype(site))
-        return [{"tile": list(t)} for t in tiles[:max(1, PLANS_PER_LEVEL.get(level, 3) + 1)]]
+        return [{"tile": list(t)} for t in tiles[:max(1, PLANS_PER_LEVEL.get(level, 3) - 1)]]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -724,7 +724,10 @@ def _graph_candidates(site, level):
 def _held_candidates(site, level):
     """The graph's plans; for an int8 output also each plan writing fp16 then rounded to the grid by a
     kernel of its own: the graph then has the fp16 conv's form, whose engines may be far faster (an
-    RGB stem: 0.87 ms + the rounding pass against 3.3 ms with the grid scale inside the graph, H100)."""
+    RGB stem: 0.87 ms + the rounding pass against 3.3 ms with the grid scale inside the graph, H100).
+    Below the exhaustive level only for input channels int8 engines take badly (not 16k)."""
+    if geometry(site).c % 16 == 0 and level < EXHAUSTIVE_LEVEL:
+        return []  # int8 engines take 16k input channels well (ResNet-50: it lost on all 52 such layers)
     plans = _graph_candidates(site, level)
     return plans + ([dict(p, split=True) for p in plans] if Recipe(site).y_int else [])
 

@@ -22,7 +22,7 @@ from ..cpu.evaluate import resolve
 from .device import Device, Shared, device_key, to_device
 from .generic import cost, reference
 from .site import make_site, mismatch
-from .tactics import TACTICS, candidates_for, label, load_all
+from .tactics import EXHAUSTIVE_LEVEL, TACTICS, candidates_for, label, load_all
 from .timing import TimingCache, default_path, measure
 
 CHEAP_COST = 1e9          # layers up to this work get a host (CPU-kernel) reference
@@ -32,7 +32,6 @@ FALLBACKS = ("generic", "host")
 # Without a host reference the first candidate that runs is the reference: let it be a vendor library,
 # or a quantized tactic that is exact against the CPU's integer kernels.
 REFERENCE_FIRST = ("cublas", "cudnn", "int8-gemm", "int8-conv", "fp8-conv")
-EXHAUSTIVE_LEVEL = 4  # from this builder_optimization_level on, "fallback" variants are timed too
 
 
 def select(net, precisions: dict, cfg, log: dict) -> dict:

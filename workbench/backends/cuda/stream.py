@@ -11,7 +11,9 @@ contiguous activations, with per-channel vectors along the last axis: this modul
     >>> y = k(x, unit)          # x (..., N) C-contiguous; unit (N,): one value per column
 
 Arguments that are not C-contiguous, or broadcast other than along the last axis, run through
-CuPy's ElementwiseKernel with the same source instead (same results).
+CuPy's ElementwiseKernel with the same source instead: the same results where the source fixes its
+roundings (__fmul_rn, __fadd_rn), as the quantized sources do; NVRTC may contract a * b + c into
+an FMA differently in the two.
 """
 from __future__ import annotations
 

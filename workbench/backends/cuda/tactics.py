@@ -18,6 +18,7 @@ ALL_PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8", "fp8")
 FLOAT_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 # How many cuDNN / cuBLASLt plans each builder_optimization_level tries per layer.
 PLANS_PER_LEVEL = {0: 1, 1: 1, 2: 2, 3: 3, 4: 6, 5: 64}
+EXHAUSTIVE_LEVEL = 4  # from this builder_optimization_level on, "fallback" variants are timed too
 
 
 class Kernel:
