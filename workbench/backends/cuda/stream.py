@@ -50,17 +50,23 @@ def source(ins: list, outs: list, operation: str, name: str, preamble: str, colu
     args = [f"const {_C[t]}* __restrict__ {n}_p" for t, n in ins]
     (ot, on), = outs
     args += [f"{_C[ot]}* __restrict__ {on}_p", "long long rows", "int cols", "int lanes"]
-    col_reads = [f"const {_C[t]} {n} = {n}_p[c];" for (t, n), col in zip(ins, columns) if col]
+    taken = {n for _, n in ins + outs} & {"i", "rows", "cols", "lanes"} | {n for _, n in ins + outs if n.startswith("wb_")}
+    if taken:
+        raise ValueError(f"stream kernel parameter names {sorted(taken)} are the kernel's own")
+    col_reads = [f"const {_C[t]} {n} = {n}_p[wb_col];" for (t, n), col in zip(ins, columns) if col]
     row_reads = [f"const {_C[t]} {n} = {n}_p[i];" for (t, n), col in zip(ins, columns) if not col]
+    # the kernel's own names start with wb_ (sources name their values freely); `i` is the element's
+    # index, as in CuPy's ElementwiseKernel
     code = preamble + HALF_TYPE + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(args)}) {{
   // `lanes` threads span a row's columns; a block covers {THREADS} / lanes rows at a time
-  const int c = blockIdx.x * lanes + threadIdx.x % lanes;
-  if (c >= cols) return;
+  const int wb_col = blockIdx.x * lanes + threadIdx.x % lanes;
+  if (wb_col >= cols) return;
   {" ".join(col_reads)}
-  const long long step = (long long)gridDim.y * ({THREADS} / lanes);
-  for (long long r = (long long)blockIdx.y * ({THREADS} / lanes) + threadIdx.x / lanes; r < rows; r += step) {{
-    const long long i = r * cols + c;
+  const long long wb_step = (long long)gridDim.y * ({THREADS} / lanes);
+  for (long long wb_row = (long long)blockIdx.y * ({THREADS} / lanes) + threadIdx.x / lanes; wb_row < rows;
+       wb_row += wb_step) {{
+    const long long i = wb_row * cols + wb_col;
     {" ".join(row_reads)}
     {_C[ot]} {on};
     {operation}
