@@ -45,21 +45,24 @@ def run_tactic(tactic: str, op: str, inputs: list, attrs: dict, precision: str, 
     names = [f"in{i}" if x is not None else "" for i, x in enumerate(inputs)]
     layer = Layer("t", op, names, ["y"] + [f"y{i}" for i in range(1, n_out)], attrs, domain)
     weights = {names[i] for i in const}
-    with dev.active():
-        args = [device.to_device(x) if x is not None else None for x in inputs]
-        site = make_site(layer, attrs, args, precision, [out_dtype or STORE[precision]] + [""] * (n_out - 1),
-                         weights, 21)
-        t = tactics.TACTICS[tactic]
-        why = t.applies(site)
-        if why is not None:
-            raise NotApplicable(why)
-        kernel = t.prepare(site, params or {}, dev)
-        poison = cp.empty(256 << 20, cp.uint8)
-        poison.fill(255)  # all-ones bytes are NaN in every float format: unwritten outputs show up
-        del poison
-        outs = kernel(args)
-        dev.synchronize()
-        host = [cp.asnumpy(o) if o is not None else None for o in outs]
+    try:
+        with dev.active():
+            args = [device.to_device(x) if x is not None else None for x in inputs]
+            site = make_site(layer, attrs, args, precision, [out_dtype or STORE[precision]] + [""] * (n_out - 1),
+                             weights, 21)
+            t = tactics.TACTICS[tactic]
+            why = t.applies(site)
+            if why is not None:
+                raise NotApplicable(why)
+            kernel = t.prepare(site, params or {}, dev)
+            poison = cp.empty(256 << 20, cp.uint8)
+            poison.fill(255)  # all-ones bytes are NaN in every float format: unwritten outputs show up
+            del poison
+            outs = kernel(args)
+            dev.synchronize()
+            host = [cp.asnumpy(o) if o is not None else None for o in outs]
+    finally:
+        dev.close()  # each call makes a device: its library handles must not pile up over a session
     return [h.astype(np.float64) if h is not None and h.dtype.kind == "f" else h for h in host]
 
 

@@ -300,3 +300,21 @@ def test_float_outputs_keep_the_int8_tolerance(fake_cuda):
     want = np.random.default_rng().standard_normal(10_000).astype(np.float32)
     assert _mismatch(want * np.float32(1 + 5e-4), want) is None
     assert _mismatch(want * np.float32(1 + 5e-3), want) is not None
+
+
+def test_a_device_releases_its_library_handles_once(fake_cuda):
+    import gc
+
+    device = importlib.import_module("workbench.backends.cuda.device")
+    released = []
+    dev = device.Device()
+    dev.on_close(lambda: released.append("closed"))
+    dev.close()
+    dev.close()
+    assert released == ["closed"]
+    dropped = device.Device()
+    dropped.on_close(lambda: released.append("collected"))
+    dropped.memo["cycle"] = dropped  # kernels and plans refer back to their device
+    del dropped
+    gc.collect()
+    assert released == ["closed", "collected"]

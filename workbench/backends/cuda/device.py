@@ -12,6 +12,7 @@ import functools
 import importlib
 import os
 import threading
+import weakref
 
 import cupy as cp
 import numpy as np
@@ -158,6 +159,21 @@ class Device:
         self._cudnn_handle = None
         self._workspaces: list = []  # kept for the life of the device: captured graphs hold their addresses
         self.workspace_limit = None
+        # library handles hold device memory of their own: released with the device (or at its collection)
+        self._closers: list = []
+        self._finalizer = weakref.finalize(self, _run_closers, self._closers)
+
+    def on_close(self, fn) -> None:
+        """Call fn() when the device is closed or collected (destroying a library handle, say)."""
+        self._closers.append(fn)
+
+    def close(self) -> None:
+        """Release the library handles and cached objects, and the pool's free memory."""
+        self._finalizer()
+        self.memo.clear()
+        self._workspaces.clear()
+        self._cudnn_handle = None
+        self.pool.free_all_blocks()
 
     @contextlib.contextmanager
     def active(self, pool=None, malloc=None):
@@ -171,8 +187,10 @@ class Device:
     def cudnn_handle(self):
         if self._cudnn_handle is None:
             cudnn = library("cudnn")
-            self._cudnn_handle = cudnn.create_handle()
-            cudnn.set_stream(self._cudnn_handle, self.stream.ptr)
+            self._cudnn_handle = handle = cudnn.create_handle()
+            cudnn.set_stream(handle, self.stream.ptr)
+            if hasattr(cudnn, "destroy_handle"):
+                self.on_close(lambda: cudnn.destroy_handle(handle))
         return self._cudnn_handle
 
     def workspace(self, nbytes: int):
@@ -197,6 +215,12 @@ class Device:
         if key not in self.memo:
             self.memo[key] = make()
         return self.memo[key]
+
+
+def _run_closers(closers: list) -> None:
+    while closers:
+        with contextlib.suppress(Exception):  # at interpreter exit the CUDA context may be gone already
+            closers.pop()()
 
 
 def set_cache_dir() -> None:

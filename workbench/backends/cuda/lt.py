@@ -26,6 +26,12 @@ def lt_missing() -> str | None:
         else None
 
 
+def _handle(dev, lt):
+    handle = lt.create()
+    dev.on_close(lambda: lt.destroy(handle))
+    return handle
+
+
 def _set(lt, desc, attr, value) -> None:
     buf = np.array(value, dtype=lt.get_matmul_desc_attribute_dtype(attr))
     lt.matmul_desc_set_attribute(desc, attr, buf.ctypes.data, buf.itemsize)
@@ -38,7 +44,7 @@ class LtMatmul:
         self.lt = lt = library("nvmath.bindings.cublasLt")
         cublas = library("nvmath.bindings.cublas")
         self.dev, self.d_type = dev, d_type
-        self.handle = dev.cached(("cublaslt-handle",), lt.create)
+        self.handle = dev.cached(("cublaslt-handle",), lambda: _handle(dev, lt))
         integer = ab_type == R8I
         self.scale = np.int32 if integer else np.float32
         self.desc = lt.matmul_desc_create(cublas.ComputeType.COMPUTE_32I if integer else cublas.ComputeType.COMPUTE_32F,

@@ -289,7 +289,8 @@ class Cublas:
 
     def __init__(self, dev):
         self.lib = lib = library("nvmath.bindings.cublas")
-        self.handle = lib.create()
+        self.handle = handle = lib.create()
+        dev.on_close(lambda: lib.destroy(handle))
         lib.set_stream(self.handle, dev.stream.ptr)
         self.workspace = dev.pool.malloc(CUBLAS_WORKSPACE)  # kept: captured calls use it
         lib.set_workspace(self.handle, self.workspace.ptr, CUBLAS_WORKSPACE)

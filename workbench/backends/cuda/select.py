@@ -83,8 +83,7 @@ class Search:
     def close(self) -> None:
         self.dev.synchronize()
         self.cache.save()
-        self.dev.memo.clear()
-        self.dev.pool.free_all_blocks()
+        self.dev.close()  # the build's library handles and plans: the engine's contexts make their own
         self.shared.pool.free_all_blocks()
 
     def run(self) -> dict:
