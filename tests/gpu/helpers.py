@@ -61,8 +61,9 @@ def run_tactic(tactic: str, op: str, inputs: list, attrs: dict, precision: str, 
             outs = kernel(args)
             dev.synchronize()
             host = [cp.asnumpy(o) if o is not None else None for o in outs]
+            del outs, kernel, args  # back to the device's pool before it is emptied
     finally:
-        dev.close()  # each call makes a device: its library handles must not pile up over a session
+        dev.close()  # each call makes a device: its memory and library handles must not pile up
     return [h.astype(np.float64) if h is not None and h.dtype.kind == "f" else h for h in host]
 
 
