@@ -5,16 +5,7 @@
 import cupy as cp
 import numpy as np
 
-
-def timeit(fn, iters=20):
-    fn()
-    s, e = cp.cuda.Event(), cp.cuda.Event()
-    s.record()
-    for _ in range(iters):
-        fn()
-    e.record()
-    e.synchronize()
-    return cp.cuda.get_elapsed_time(s, e) / iters
+from probe_imma import timeit
 
 
 RAW = r"""
