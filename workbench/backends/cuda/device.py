@@ -168,10 +168,11 @@ class Device:
         self._closers.append(fn)
 
     def close(self) -> None:
-        """Release the library handles and cached objects, and the pool's free memory."""
-        self._finalizer()
+        """Release the cached objects (plans first: they were made with the handles), the library
+        handles, and the pool's free memory."""
         self.memo.clear()
         self._workspaces.clear()
+        self._finalizer()
         self._cudnn_handle = None
         self.pool.free_all_blocks()
 
