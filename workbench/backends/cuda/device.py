@@ -160,7 +160,7 @@ class Device:
         self._workspaces: list = []  # kept for the life of the device: captured graphs hold their addresses
         self.workspace_limit = None
         # library handles hold device memory of their own: released with the device (or at its collection)
-        self._closers: list = []
+        self._closers: list = [self.pool.free_all_blocks]  # runs last
         self._finalizer = weakref.finalize(self, _run_closers, self._closers)
 
     def on_close(self, fn) -> None:
@@ -174,7 +174,6 @@ class Device:
         self._workspaces.clear()
         self._finalizer()
         self._cudnn_handle = None
-        self.pool.free_all_blocks()
 
     @contextlib.contextmanager
     def active(self, pool=None, malloc=None):
