@@ -7,14 +7,15 @@ a per-channel requantization is attached (cuBLASLt takes no per-channel alpha fo
 a graph with a per-channel multiply to its runtime-fusion engine, 0.39 ms where bandwidth allows
 0.15 ms at 56x56x256, b256). Those layers are memory-bound: this kernel reads int8, accumulates in
 registers and writes int8 (or fp16) once, with the epilogue's exact statements (the CPU kernel's
-order, so the result is bit-identical to it).
+order, so the result is bit-identical to it). Measured (H100): 0.17 ms there without the epilogue,
+0.49 ms with it; the per-value epilogue is what is left to make cheap (benchmarks/NOTES-gpu.md).
 
 Each block of 256 threads (8 warps) computes a BM x BN tile: 64-byte K slices of X and W go to
 shared memory (rows padded to 80 bytes: the fragment reads are then free of bank conflicts), each
 warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the epilogue stages the tile's outputs
 in shared memory so that global stores are whole 16-byte vectors.
 
-    >>> k = ImmaKernel(recipe_dict, residual="int8", out="int8", bm=128, bn=64)
+    >>> k = ImmaKernel(epilogue_lines(recipe, residual_read("int8")), "int8", True, "int8", 64, 128)
     >>> k(xq, wq, unit, bias, residual, y)           # CuPy arrays, y (M, N) preallocated
 """
 from __future__ import annotations
@@ -36,9 +37,9 @@ _C = {"int8": "signed char", "uint8": "unsigned char", "float16": "unsigned shor
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
-# Exact integer <-> float arithmetic on the FP32 pipes. Hopper converts (I2F, F2I, FRND) at 16 per
-# clock and SM against 128 FMAs: an epilogue of five conversions a value ran at a third of the
-# kernel's memory speed (probe_imma.py). Each helper returns exactly what the conversion would.
+# Exact integer <-> float arithmetic on the FP32 pipes: Hopper converts (I2F, F2I, FRND) at 16 per
+# clock and SM against 128 FMAs. Each helper returns exactly what the conversion would. (Measured:
+# no visible change yet; the passes using them were bound by other costs, probe_imma.py.)
 EXACT = r"""
 __device__ inline float wb_i2f(int i) {  // (float)i, correctly rounded: two exact halves, one rounding
   float hi = __fmul_rn(__fsub_rn(__int_as_float(0x4B400000 + (i >> 16)), 12582912.0f), 65536.0f);
@@ -86,7 +87,7 @@ def shared_bytes(bm: int, bn: int, out: str, residual: str | None = None) -> int
 
 
 def tiles_for(out: str, residual: str | None = None) -> list:
-    """The (BM, BN) tiles whose shared memory fits, largest first."""
+    """The (BM, BN) tiles whose shared memory fits, in TILES' order (most often fastest first)."""
     return [t for t in TILES if shared_bytes(*t, out, residual) <= SHARED_LIMIT]
 
 
