@@ -90,10 +90,10 @@ def test_the_build_records_its_thread_choice_and_contexts_use_it(monkeypatch):
                                                           builder_optimization_level=0))
     assert engine.report["blas_threads"] == 3
     engine.create_execution_context().execute({"x": np.zeros((1, 32, 6, 6), np.float32)})
-    assert seen == [3]
+    assert seen == [3, 3]  # the build's tactic timing, then the context
 
 
-def test_the_blas_cap_holds_while_contexts_run_and_drops_to_one_when_several_do():
+def test_the_blas_cap_is_set_by_the_first_context_and_never_changed_while_one_runs():
     blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
     if not blas.lib_controllers:
         pytest.skip("no BLAS library that threadpoolctl can control")
@@ -101,8 +101,9 @@ def test_the_blas_cap_holds_while_contexts_run_and_drops_to_one_when_several_do(
     cap = backend._BlasCap()
     cap.enter(2)
     assert [i["num_threads"] for i in blas.info()] == [2] * len(before)
-    cap.enter(2)  # a second context at once: its own thread is the parallelism
-    assert [i["num_threads"] for i in blas.info()] == [1] * len(before)
+    cap.enter(1)  # a second context at once: changing the setting under a running call crashes OpenBLAS
+    assert [i["num_threads"] for i in blas.info()] == [2] * len(before)
     cap.exit()
+    assert [i["num_threads"] for i in blas.info()] == [2] * len(before)
     cap.exit()
     assert [i["num_threads"] for i in blas.info()] == before

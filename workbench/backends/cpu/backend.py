@@ -55,10 +55,12 @@ def blas_threads(cpu_threads, macs_per_layer: float) -> int:
 class _BlasCap:
     """The process-wide BLAS thread cap (one setting for the whole BLAS library) while contexts run.
 
-    Contexts running at once are each a thread of parallelism already: the cap drops to 1 then.
-    The library's own setting comes back when the last one finishes. The libraries' own get/set
-    calls are used directly, and only when the setting changes: threadpoolctl's limit()/info()
-    cost ~40 us a run, a tenth of a small model's whole inference.
+    The first context (or build) to start sets it; others starting while it runs keep it, and the
+    library's own setting comes back when the last one finishes. The setting never changes while a
+    BLAS call may be running: OpenBLAS's set_num_threads during another thread's call crashed the
+    process (a dask sweep of two engines at once: SIGSEGV in a convolution about one run in ten).
+    The libraries' own get/set calls are used directly, and only when the setting changes:
+    threadpoolctl's limit()/info() cost ~40 us a run, a tenth of a small model's whole inference.
     """
 
     def __init__(self):
@@ -73,8 +75,8 @@ class _BlasCap:
                 self._libs = threadpoolctl.ThreadpoolController().select(user_api="blas").lib_controllers
             if self._running == 0:
                 self._saved = [lib.get_num_threads() for lib in self._libs]
+                self._limit(threads)
             self._running += 1
-            self._limit(threads if self._running == 1 else 1)
 
     def exit(self) -> None:
         with self._lock:
@@ -101,9 +103,12 @@ def select_tactics(net, precisions: dict, cfg, log) -> dict:
     """
     shapes, threads = _opt_shapes(net, cfg)
     chosen = {}
-    with threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
+    _CAP.enter(threads)  # as a context does: other engines may be running in other threads
+    try:
         for layer in net.layers:
             chosen[layer.name] = _choose(net, layer, shapes, cfg, threads, log)
+    finally:
+        _CAP.exit()
     log["blas_threads"] = threads
     return chosen
 
