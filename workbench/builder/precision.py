@@ -8,8 +8,8 @@ from ..dtypes import is_float
 
 MATMUL_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "Einsum", "Attention", "FusedConv", "FusedGemm",
               "FusedMatMul", "FusedAttention"}
-# What a build at precision P runs a float layer at, before int8/fp8 tactics exist for it.
 QUANTIZED_PRECISIONS = ("int8", "fp8")
+# What a build at precision P runs a float layer at, before int8/fp8 tactics exist for it.
 _FLOAT_FALLBACK = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16", "fp8": "fp16"}
 
 
@@ -29,7 +29,7 @@ def assign_precisions(net, cfg, quantizable=frozenset()) -> dict:
 
 def _default(layer, net, precision: str, quantizable) -> str:
     # first: a quantized layer may write int8 (a chained output) and still computes at its precision
-    if precision in ("int8", "fp8") and layer.name in quantizable:
+    if precision in QUANTIZED_PRECISIONS and layer.name in quantizable:
         return precision
     if not _computes_in_float(layer, net):
         return "fp32"
