@@ -15,7 +15,7 @@ shared memory (rows padded to 80 bytes: the fragment reads are then free of bank
 warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the epilogue stages the tile's outputs
 in shared memory so that global stores are whole 16-byte vectors.
 
-    >>> k = ImmaKernel(epilogue_lines(recipe, residual_read("int8")), "int8", True, "int8", 64, 128)
+    >>> k = ImmaKernel(epilogue_lines(recipe), "int8", True, "int8", 64, 128)
     >>> k(xq, wq, unit, bias, residual, y)           # CuPy arrays, y (M, N) preallocated
 """
 from __future__ import annotations
@@ -27,13 +27,14 @@ import numpy as np
 
 from .device import cp
 from .pointwise import _PREAMBLE
+from .stream import C_TYPES as _C
+from .stream import HALF_TYPE
 
 THREADS = 256
 BK = 64
 LDS = BK + 16            # bytes per shared row of X / W
 SHARED_LIMIT = 48 << 10  # static shared memory per block
 TILES = ((64, 128), (128, 64), (64, 64), (128, 128))  # by how often each was fastest (probe_imma.py, H100)
-_C = {"int8": "signed char", "uint8": "unsigned char", "float16": "unsigned short", "float32": "float"}
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
@@ -69,13 +70,6 @@ __device__ inline float wb_div_rint(float v, float inv, float s) {
 }
 """
 
-_HALF = r"""
-__device__ inline float wb_h2f(unsigned short h) { float r; asm("cvt.f32.f16 %0, %1;" : "=f"(r) : "h"(h)); return r; }
-__device__ inline unsigned short wb_f2h(float x) {
-  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(x)); return h; }
-"""
-
-
 def _staged(bm: int, bn: int, dtype: str | None) -> int:
     """Bytes of a BM x BN tile of `dtype` staged in shared memory (rows padded by 16 bytes)."""
     return bm * (bn * _SIZE[dtype] + 16) if dtype else 0
@@ -102,14 +96,9 @@ def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
     return None
 
 
-def residual_read(residual: str | None) -> str:
-    """How the epilogue statements read the residual `res` as a float (fp16 arrives as its bits)."""
-    return "wb_h2f(res)" if residual == "float16" else "(float)res"
-
-
 def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int, bn: int) -> tuple:
     """(kernel name, CUDA source) for one epilogue and tile. `lines`: C statements from acc (int),
-    unit (float), bias (int), res (read through residual_read) to y."""
+    unit (float), bias (int), res (its float value is (float)res) to y."""
     warps_m = 4 if bm == 128 else 2
     warps_n = THREADS // 32 // warps_m
     wtm, wtn = bm // warps_m, bn // warps_n
@@ -120,7 +109,6 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     body = " ".join(lines)
     y_type = _C[out] if out in ("int8", "uint8") else "float"
-    store = "wb_f2h(y)" if out == "float16" else "y"
     params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W",
               "const float* __restrict__ unit_v"]
     params += ["const int* __restrict__ bias_v"] if has_bias else []
@@ -142,7 +130,7 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
     bias_array = f"int biases[{nt}][2];" if has_bias else ""
     bias_load = "biases[j][c] = bias_v[n];" if has_bias else ""
     bias_decl = "const int bias = biases[j][c];" if has_bias else ""
-    code = _PREAMBLE + EXACT + _HALF + f"""
+    code = _PREAMBLE + EXACT + HALF_TYPE + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
   __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out, residual)}];
   unsigned char* As = smem;
@@ -230,7 +218,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
           {res_read}
           {y_type} y;
           {body}
-          Ys[row * {ldy} + col] = {store};
+          Ys[row * {ldy} + col] = y;
         }}
     }}
   __syncthreads();

@@ -139,10 +139,10 @@ def _epilogue_source(r: dict) -> tuple:
     return ", ".join(ins), f"{r['out']} y", " ".join(epilogue_lines(r)), _name("wb_dq8", r)
 
 
-def epilogue_lines(r: dict, residual: str = "(float)res") -> list:
-    """C statements from `acc`, `unit`, `bias`, `res` (read as float by `residual`) to `y`, in the CPU
-    kernel's order: int32 + int32 bias then one multiply (integers), multiply then + float bias
-    (float8); residual; activation; output grid (values, or the integers)."""
+def epilogue_lines(r: dict) -> list:
+    """C statements from `acc`, `unit`, `bias`, `res` to `y`, in the CPU kernel's order: int32 + int32
+    bias then one multiply (integers), multiply then + float bias (float8); residual; activation;
+    output grid (values, or the integers)."""
     if r["fp8"]:
         lines = ["float in0 = __fmul_rn((float)acc, unit);"] + (["in0 = __fadd_rn(in0, bias);"] if r["bias"] else [])
     else:
@@ -152,7 +152,7 @@ def epilogue_lines(r: dict, residual: str = "(float)res") -> list:
         s, zp = r["r_grid"]
         lines.append(f"in0 = __fadd_rn(in0, __fmul_rn(wb_small_i2f((int)res - {int(zp)}), {_f32(s)}));")
     elif r["residual"]:
-        lines.append(f"in0 = __fadd_rn(in0, {residual});")
+        lines.append("in0 = __fadd_rn(in0, (float)res);")
     gen = _Gen({"inputs": ["float32"], "round": None}, "float")
     value = gen.value(act_node(*(r["act"] or [None, None, None]), ["in", 0]))
     lines += gen.lines + [f"float v = {value};"]
@@ -441,7 +441,7 @@ class Int8Mma:
         has_bias = site.present(2)
         r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
         bm, bn = params.get("tile", imma.TILES[1])
-        kernel = imma.ImmaKernel(epilogue_lines(r, imma.residual_read(residual)), residual, has_bias, recipe.out,
+        kernel = imma.ImmaKernel(epilogue_lines(r), residual, has_bias, recipe.out,
                                  int(bm), int(bn))
         unit = _vector(recipe.unit, n, np.float32)
 

@@ -23,8 +23,8 @@ from .device import cp
 
 THREADS = 256
 MAX_ROW_BLOCKS = 4096
-_C = {"float16": "wb_f16", "float32": "float", "float64": "double", "int8": "signed char", "uint8": "unsigned char",
-      "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
+C_TYPES = {"float16": "wb_f16", "float32": "float", "float64": "double", "int8": "signed char",
+           "uint8": "unsigned char", "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
 
 # float16 as its bits, with the conversions CuPy's float16 class has, so the same sources compile
 HALF_TYPE = r"""
@@ -47,14 +47,14 @@ def source(ins: list, outs: list, operation: str, name: str, preamble: str, colu
     """(kernel name, CUDA source) of a stream over (rows, cols): `columns[i]` marks input i as one
     value per column (loaded once per thread), the others as full C-contiguous arrays."""
     name = f"{name}_s{''.join('c' if c else 'f' for c in columns)}"
-    args = [f"const {_C[t]}* __restrict__ {n}_p" for t, n in ins]
+    args = [f"const {C_TYPES[t]}* __restrict__ {n}_p" for t, n in ins]
     (ot, on), = outs
-    args += [f"{_C[ot]}* __restrict__ {on}_p", "long long rows", "int cols", "int lanes"]
+    args += [f"{C_TYPES[ot]}* __restrict__ {on}_p", "long long rows", "int cols", "int lanes"]
     taken = {n for _, n in ins + outs} & {"i", "rows", "cols", "lanes"} | {n for _, n in ins + outs if n.startswith("wb_")}
     if taken:
         raise ValueError(f"stream kernel parameter names {sorted(taken)} are the kernel's own")
-    col_reads = [f"const {_C[t]} {n} = {n}_p[wb_col];" for (t, n), col in zip(ins, columns) if col]
-    row_reads = [f"const {_C[t]} {n} = {n}_p[i];" for (t, n), col in zip(ins, columns) if not col]
+    col_reads = [f"const {C_TYPES[t]} {n} = {n}_p[wb_col];" for (t, n), col in zip(ins, columns) if col]
+    row_reads = [f"const {C_TYPES[t]} {n} = {n}_p[i];" for (t, n), col in zip(ins, columns) if not col]
     # the kernel's own names start with wb_ (sources name their values freely); `i` is the element's
     # index, as in CuPy's ElementwiseKernel
     code = preamble + HALF_TYPE + f"""
@@ -68,7 +68,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(args)}
        wb_row += wb_step) {{
     const long long i = wb_row * cols + wb_col;
     {" ".join(row_reads)}
-    {_C[ot]} {on};
+    {C_TYPES[ot]} {on};
     {operation}
     {on}_p[i] = {on};
   }}
