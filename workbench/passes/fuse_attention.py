@@ -14,9 +14,9 @@ kernel (cuDNN SDPA on the GPU reads Q, K and V straight from the projections, no
 from __future__ import annotations
 
 from ..ir import Layer
+from ..ir.opdefs.fused import DOMAIN
 from .match import Graph, Rewriter, trim_inputs
 
-DOMAIN = "workbench"
 SPLIT = (0, 2, 1, 3)    # (B, S, H, D) -> (B, H, S, D)
 SPLIT_T = (0, 2, 3, 1)  # (B, S, H, D) -> (B, H, D, S)
 

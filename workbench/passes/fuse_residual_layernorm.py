@@ -10,9 +10,8 @@ operand and one write instead of an elementwise pass and a normalization pass.
 from __future__ import annotations
 
 from ..ir import Layer
+from ..ir.opdefs.fused import DOMAIN
 from .match import Graph, Rewriter
-
-DOMAIN = "workbench"
 
 
 def fuse_residual_layernorm(net):
