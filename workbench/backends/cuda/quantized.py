@@ -233,24 +233,23 @@ class Recipe:
             return f"activation {self.act[0]!r} not supported"
         return None
 
-    def quantize(self, x_view, out: str = "int8"):
-        """What the product reads (see _quantize_source), contiguous, from X in any strides."""
-        key = ("q", x_view.dtype, out)
+    def _kernel(self, key, recipe, source):
+        """The pass for `key`, built from recipe() with `source` on first use (a run only looks it up)."""
         k = self._kernels.get(key)
         if k is None:
-            r = {"in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale,
-                 "lo": self.lo, "hi": self.hi, "offset": self.offset}
-            k = self._kernels[key] = _elementwise(r, _quantize_source)
-        return k(x_view)
+            k = self._kernels[key] = _elementwise(recipe(), source)
+        return k
+
+    def quantize(self, x_view, out: str = "int8"):
+        """What the product reads (see _quantize_source), contiguous, from X in any strides."""
+        return self._kernel(("q", x_view.dtype, out), lambda: {
+            "in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale, "lo": self.lo,
+            "hi": self.hi, "offset": self.offset}, _quantize_source)(x_view)
 
     def requantize(self, v):
         """Float values -> the output grid's integers (y_int), in v's layout."""
-        key = ("r", v.dtype)
-        k = self._kernels.get(key)
-        if k is None:
-            r = {"in": np.dtype(v.dtype).name, "grid": self.grid, "y_int": self.y_int}
-            k = self._kernels[key] = _elementwise(r, _requantize_source)
-        return k(v)
+        return self._kernel(("r", v.dtype), lambda: {"in": np.dtype(v.dtype).name, "grid": self.grid,
+                                                     "y_int": self.y_int}, _requantize_source)(v)
 
     def epilogue_recipe(self, acc: str, bias: str | None, residual: str | None) -> dict:
         """What the epilogue statements (epilogue_lines) need, for these operand dtypes."""
@@ -260,12 +259,9 @@ class Recipe:
 
     def epilogue(self, acc, unit, bias=None, residual=None):
         args = [acc, unit] + ([bias] if bias is not None else []) + ([residual] if residual is not None else [])
-        key = ("e", acc.dtype, None if bias is None else bias.dtype, None if residual is None else residual.dtype)
-        k = self._kernels.get(key)
-        if k is None:
-            r = self.epilogue_recipe(*(None if a is None else np.dtype(a.dtype).name for a in (acc, bias, residual)))
-            k = self._kernels[key] = _elementwise(r, _epilogue_source)
-        return k(*args)
+        dtypes = tuple(None if a is None else a.dtype for a in (acc, bias, residual))
+        return self._kernel(("e", *dtypes), lambda: self.epilogue_recipe(
+            *(None if d is None else np.dtype(d).name for d in dtypes)), _epilogue_source)(*args)
 
 
 def _host(x):
@@ -342,6 +338,21 @@ def _gemm_check(site, fp8: bool, missing) -> str | None:
     return None
 
 
+def _pixel_rows(x, g):
+    """A 1x1 convolution's input as GEMM rows: pixels in NHWC order, every stride-th one."""
+    return x[:, :, ::g.stride[0], ::g.stride[1]].transpose(0, 2, 3, 1)
+
+
+def _int8_rows(recipe, x):
+    """X as the product's int8 rows: a chained int8 X as it is, anything else through quantize."""
+    return x if x.dtype == np.int8 and x.flags.c_contiguous else recipe.quantize(x)
+
+
+def _int8_weights(site, dev, args, n: int, k: int):
+    """The int8 weights as (N, K), K-contiguous (the TN layout), derived once per weight."""
+    return dev.derive(args[1], ("int8-nk",), lambda w: cp.ascontiguousarray(w.reshape(n, k)), site.const[1])
+
+
 def _gemm_kernel(site, dev, recipe, product, unit, bias_dtype, label: str) -> Kernel:
     """QGemm / 1x1 conv around `product(rows_of_X, args) -> (rows, N) accumulator`: pixels as rows."""
     conv = site.op == "QLinearConvFused"
@@ -350,10 +361,7 @@ def _gemm_kernel(site, dev, recipe, product, unit, bias_dtype, label: str) -> Ke
 
     def run(args):
         bias = _bias(site, args, dev, n, bias_dtype)
-        x = args[0]
-        if conv:  # pixels as rows: NHWC order, strided 1x1 reads every stride-th pixel
-            x = x[:, :, ::g.stride[0], ::g.stride[1]].transpose(0, 2, 3, 1)
-        acc = product(x, args)
+        acc = product(_pixel_rows(args[0], g) if conv else args[0], args)
         if not conv:
             return [recipe.epilogue(acc, unit, bias).reshape(*site.shape(0)[:-1], n)]
         residual = args[3].transpose(0, 2, 3, 1) if site.present(3) else None
@@ -393,12 +401,8 @@ class Int8Gemm:
                 raise RuntimeError(f"cuBLASLt offers {mm.count} algorithm(s), no algorithm {algo}")
         one = np.ones(1, np.int32)
 
-        def weights(w):
-            return cp.ascontiguousarray(w.reshape(n, k))
-
         def product(x, args):
-            w = dev.derive(args[1], ("int8-nk",), weights, site.const[1])
-            xq = x if x.dtype == np.int8 and x.flags.c_contiguous else recipe.quantize(x)  # chained: as is
+            w, xq = _int8_weights(site, dev, args, n, k), _int8_rows(recipe, x)
             if algo < 0:
                 return cublas.igemm(xq.reshape(-1, k), w)
             acc = cp.empty((m, n), np.int32)
@@ -441,19 +445,12 @@ class Int8Mma:
         has_bias = site.present(2)
         r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
         bm, bn = params.get("tile", imma.TILES[1])
-        kernel = imma.ImmaKernel(epilogue_lines(r), residual, has_bias, recipe.out,
-                                 int(bm), int(bn))
+        kernel = imma.ImmaKernel(epilogue_lines(r), residual, has_bias, recipe.out, int(bm), int(bn))
         unit = _vector(recipe.unit, n, np.float32)
 
-        def weights(w):
-            return cp.ascontiguousarray(w.reshape(n, k))
-
         def run(args):
-            x = args[0]
-            if conv:  # pixels as rows: NHWC order, strided 1x1 reads every stride-th pixel
-                x = x[:, :, ::g.stride[0], ::g.stride[1]].transpose(0, 2, 3, 1)
-            xq = x if x.dtype == np.int8 and x.flags.c_contiguous else recipe.quantize(x)  # chained: as is
-            w = dev.derive(args[1], ("int8-nk",), weights, site.const[1])
+            xq = _int8_rows(recipe, _pixel_rows(args[0], g) if conv else args[0])
+            w = _int8_weights(site, dev, args, n, k)
             bias = _bias(site, args, dev, n, np.int32)
             res = None
             if residual:
