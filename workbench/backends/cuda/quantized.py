@@ -37,6 +37,7 @@ x_dtype), the output may be the grid integers (`y_quantized`), and the residual 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -736,12 +737,8 @@ Fp8Cudnn = _conv_tactic("fp8-cudnn", True, 15, "float8 QLinearConvFused as one c
                         "float out).", _graph_check, _graph_candidates, _graph_kernel)
 
 
-def _held_check(site, fp8: bool) -> str | None:
-    return _graph_check(site, fp8, held=True)
-
-
-def _held_kernel(site, params, dev, fp8: bool) -> Kernel:
-    return _graph_kernel(site, params, dev, fp8, held=True)
+_held_check = functools.partial(_graph_check, held=True)
+_held_kernel = functools.partial(_graph_kernel, held=True)
 
 
 Int8Held = _conv_tactic("int8-held", False, 16, "QLinearConvFused on its grid values dequantized to fp16, through "

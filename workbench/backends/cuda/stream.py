@@ -111,8 +111,7 @@ class StreamKernel:
         rows = y.size // cols
         if rows == 0:
             return y
-        lanes = min(THREADS, -(-cols // 32) * 32)
-        lanes = max(d for d in (32, 64, 128, 256) if d <= lanes and THREADS % d == 0)
+        lanes = max(d for d in (32, 64, 128, THREADS) if d <= min(THREADS, -(-cols // 32) * 32))  # per row
         rows_per_block = THREADS // lanes
         grid = (-(-cols // lanes), max(1, min(-(-rows // rows_per_block), MAX_ROW_BLOCKS)))
         self._kernel(columns)(grid, (THREADS,), (*args, y, np.int64(rows), np.int32(cols), np.int32(lanes)))
