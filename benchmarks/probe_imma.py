@@ -15,7 +15,7 @@ import cupy as cp
 import numpy as np
 
 from workbench.backends.cuda import imma
-from workbench.backends.cuda.quantized import _elementwise, _requantize_source, epilogue_lines
+from workbench.backends.cuda.quantized import _elementwise, _requantize_source, folded_lines
 
 # name: rows (M), outputs (N), reduction (K), output dtype, residual dtype, activation
 CASES = {
@@ -52,10 +52,10 @@ def recipe(out, residual, act):
             "y_int": "int8" if out == "int8" else None, "out": out}
 
 
-def variants(r):
-    full = epilogue_lines(r)
+def variants(r, k):
+    full = folded_lines(r, k * 128 * 127 < 2 ** 22)
     trivial = ["y = (signed char)(acc >> 10);"] if r["y_int"] else ["y = (float)acc;"]
-    return {"full": full, "trivial": trivial}
+    return {"full": (full, ("alpha", "beta")), "trivial": (trivial, ())}
 
 
 def main():
@@ -67,8 +67,8 @@ def main():
     for name, (m, n, k, out, residual, act) in CASES.items():
         x = cp.asarray(rng.integers(-127, 128, (m, k), dtype=np.int8))
         w = cp.asarray(rng.integers(-127, 128, (n, k), dtype=np.int8))
-        unit = cp.asarray(rng.uniform(1e-5, 1e-4, n).astype(np.float32))
-        bias = cp.asarray(rng.integers(-5000, 5000, n).astype(np.int32))
+        alpha = cp.asarray(rng.uniform(1e-5, 1e-4, n).astype(np.float32))
+        beta = cp.asarray(rng.uniform(-1, 1, n).astype(np.float32))
         res = cp.asarray(rng.integers(-127, 128, (m, n), dtype=np.int8)) if residual else None
         y = cp.empty((m, n), out)
         moved = m * k + n * k + m * n * SIZE[out] + (m * n if residual else 0)
@@ -77,11 +77,12 @@ def main():
         row["fp16_matmul_ms"] = timeit(lambda: cp.matmul(a16, b16))
         del a16, b16
         r = recipe(out, residual, act)
-        for vname, lines in variants(r).items():
+        for vname, (lines, columns) in variants(r, k).items():
+            vectors = [alpha, beta][:len(columns)]
             for bm, bn in imma.tiles_for(out, residual):
                 try:
-                    kern = imma.ImmaKernel(lines, residual, True, out, bm, bn)
-                    row[f"{vname} {bm}x{bn}"] = timeit(lambda: kern(x, w, unit, bias, res, y))
+                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn)
+                    row[f"{vname} {bm}x{bn}"] = timeit(lambda: kern(x, w, *vectors, res, y))
                 except Exception as e:  # noqa: BLE001
                     row[f"{vname} {bm}x{bn}"] = f"{type(e).__name__}: {e}"[:200]
         results[name] = row

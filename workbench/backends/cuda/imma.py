@@ -33,6 +33,7 @@ from .stream import HALF_TYPE
 THREADS = 256
 BK = 64
 LDS = BK + 16            # bytes per shared row of X / W
+STAGES = 2               # K slices in flight: the next one loads (cp.async) while this one multiplies
 SHARED_LIMIT = 48 << 10  # static shared memory per block
 TILES = ((64, 128), (128, 64), (64, 64), (128, 128))  # by how often each was fastest (probe_imma.py, H100)
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
@@ -76,8 +77,8 @@ def _staged(bm: int, bn: int, dtype: str | None) -> int:
 
 
 def shared_bytes(bm: int, bn: int, out: str, residual: str | None = None) -> int:
-    """Static shared memory of a tile: the X and W slices, or the staged residual and outputs."""
-    return max((bm + bn) * LDS, _staged(bm, bn, residual) + _staged(bm, bn, out))
+    """Static shared memory of a tile: the X and W slices of every stage, or the staged residual and outputs."""
+    return max(STAGES * (bm + bn) * LDS, _staged(bm, bn, residual) + _staged(bm, bn, out))
 
 
 def tiles_for(out: str, residual: str | None = None) -> list:
@@ -96,22 +97,36 @@ def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
     return None
 
 
-def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int, bn: int) -> tuple:
-    """(kernel name, CUDA source) for one epilogue and tile. `lines`: C statements from acc (int),
-    unit (float), bias (int), res (its float value is (float)res) to y."""
+# cp.async with zero fill (src-size 0) for rows and K beyond the operands; ldmatrix for the fragments:
+# an 8x8 b16 matrix is 8 rows of 16 int8, which is what m16n8k32 takes per register
+_ASYNC = r"""
+__device__ inline void wb_cp16(unsigned char* dst, const void* src, bool ok) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ inline void wb_ldm4(unsigned* r, const unsigned char* p) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s));
+}
+template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
+"""
+
+
+def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int) -> tuple:
+    """(kernel name, CUDA source) for one epilogue and tile. `lines`: C statements from acc (int), the
+    per-column float vectors named in `columns` and res (the residual's element) to y."""
     warps_m = 4 if bm == 128 else 2
     warps_n = THREADS // 32 // warps_m
     wtm, wtn = bm // warps_m, bn // warps_n
     mt, nt = wtm // 16, wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, residual, has_bias, out, bm, bn])
+    key = json.dumps([lines, columns, residual, out, bm, bn])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
-    body = " ".join(lines)
-    y_type = _C[out] if out in ("int8", "uint8") else "float"
-    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W",
-              "const float* __restrict__ unit_v"]
-    params += ["const int* __restrict__ bias_v"] if has_bias else []
+    y_type = _C[out]
+    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
+    params += [f"const float* __restrict__ {c}_v" for c in columns]
     params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
     params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
     rbytes = _staged(bm, bn, residual)
@@ -126,18 +141,19 @@ def source(lines: list, residual: str | None, has_bias: bool, out: str, bm: int,
       *(int4*)((unsigned char*)Rs + row * {ldr * rsize} + c * 16) = __ldg((const int4*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}));
   }}
   __syncthreads();"""
-    res_read = f"const {_C[residual]} res = Rs[row * {ldr} + col];" if residual else ""
-    bias_array = f"int biases[{nt}][2];" if has_bias else ""
-    bias_load = "biases[j][c] = bias_v[n];" if has_bias else ""
-    bias_decl = "const int bias = biases[j][c];" if has_bias else ""
-    code = _PREAMBLE + EXACT + HALF_TYPE + f"""
+    res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
+        if residual else ""
+    res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
+    col_arrays = " ".join(f"float {c}s[{nt}][2];" for c in columns)
+    col_loads = " ".join(f"{c}s[j][c] = {c}_v[n];" for c in columns)
+    col_picks = " ".join(f"const float {c} = {c}s[j][c];" for c in columns)
+    body = " ".join(lines)
+    stage_bytes = (bm + bn) * LDS
+    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
   __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out, residual)}];
-  unsigned char* As = smem;
-  unsigned char* Bs = smem + {bm * LDS};
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % {warps_m}, wn = warp / {warps_m};
-  const int g = lane >> 2, t = lane & 3;
   const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
   int accs[{mt}][{nt}][4];
 #pragma unroll
@@ -146,36 +162,42 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     for (int j = 0; j < {nt}; ++j)
 #pragma unroll
       for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
-  for (int k0 = 0; k0 < K; k0 += {BK}) {{
+  const int tiles = (K + {BK - 1}) / {BK};
+  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * LDS} bytes on
+  auto load = [&](int s, int k0) {{
+    unsigned char* As = smem + s * {stage_bytes};
+    unsigned char* Bs = As + {bm * LDS};
     for (int i = tid; i < {bm * 4}; i += {THREADS}) {{
       const int row = i >> 2, k = k0 + (i & 3) * 16, m = m0 + row;
-      int4 v = make_int4(0, 0, 0, 0);
-      if (m < M && k < K) v = __ldg((const int4*)(X + (size_t)m * K + k));
-      *(int4*)(As + row * {LDS} + (i & 3) * 16) = v;
+      const bool ok = m < M && k < K;
+      wb_cp16(As + row * {LDS} + (i & 3) * 16, ok ? (const void*)(X + (size_t)m * K + k) : (const void*)X, ok);
     }}
     for (int i = tid; i < {bn * 4}; i += {THREADS}) {{
       const int row = i >> 2, k = k0 + (i & 3) * 16, n = n0 + row;
-      int4 v = make_int4(0, 0, 0, 0);
-      if (n < N && k < K) v = __ldg((const int4*)(W + (size_t)n * K + k));
-      *(int4*)(Bs + row * {LDS} + (i & 3) * 16) = v;
+      const bool ok = n < N && k < K;
+      wb_cp16(Bs + row * {LDS} + (i & 3) * 16, ok ? (const void*)(W + (size_t)n * K + k) : (const void*)W, ok);
     }}
+    asm volatile("cp.async.commit_group;\\n" ::);
+  }};
+  load(0, 0);
+  for (int kt = 0; kt < tiles; ++kt) {{
+    if (kt + 1 < tiles) load((kt + 1) % {STAGES}, (kt + 1) * {BK});
+    else asm volatile("cp.async.commit_group;\\n" ::);
+    asm volatile("cp.async.wait_group 1;\\n" ::);
     __syncthreads();
+    const unsigned char* As = smem + (kt % {STAGES}) * {stage_bytes};
+    const unsigned char* Bs = As + {bm * LDS};
 #pragma unroll
     for (int kk = 0; kk < {BK}; kk += 32) {{
       unsigned a[{mt}][4], b[{nt}][2];
 #pragma unroll
-      for (int i = 0; i < {mt}; ++i) {{
-        const unsigned char* p = As + (wm * {wtm} + i * 16 + g) * {LDS} + kk + t * 4;
-        a[i][0] = *(const unsigned*)p;
-        a[i][1] = *(const unsigned*)(p + {8 * LDS});
-        a[i][2] = *(const unsigned*)(p + 16);
-        a[i][3] = *(const unsigned*)(p + {8 * LDS + 16});
-      }}
+      for (int i = 0; i < {mt}; ++i)
+        wb_ldm4(a[i], As + (wm * {wtm} + i * 16 + (lane & 15)) * {LDS} + kk + (lane >> 4) * 16);
 #pragma unroll
-      for (int j = 0; j < {nt}; ++j) {{
-        const unsigned char* p = Bs + (wn * {wtn} + j * 8 + g) * {LDS} + kk + t * 4;
-        b[j][0] = *(const unsigned*)p;
-        b[j][1] = *(const unsigned*)(p + 16);
+      for (int j = 0; j < {nt}; j += 2) {{
+        unsigned r[4];
+        wb_ldm4(r, Bs + (wn * {wtn} + j * 8 + (lane & 7) + (lane >> 4) * 8) * {LDS} + kk + ((lane >> 3) & 1) * 16);
+        b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
       }}
 #pragma unroll
       for (int i = 0; i < {mt}; ++i)
@@ -191,15 +213,14 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
   // the residual tile, staged with whole 16-byte loads (read per element it cost more than the product)
   {_C[out]}* Ys = ({_C[out]}*)(smem + {rbytes});
 {stage_residual}
-  float units[{nt}][2];
-  {bias_array}
+  const int g = lane >> 2, t = lane & 3;
+  {col_arrays}
 #pragma unroll
   for (int j = 0; j < {nt}; ++j)
 #pragma unroll
     for (int c = 0; c < 2; ++c) {{
       const int n = min(n0 + wn * {wtn} + j * 8 + t * 2 + c, N - 1);
-      units[j][c] = unit_v[n];
-      {bias_load}
+      {col_loads}
     }}
 #pragma unroll
   for (int i = 0; i < {mt}; ++i)
@@ -208,18 +229,21 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
       const int row = wm * {wtm} + i * 16 + g + h * 8;
       if (m0 + row >= M) continue;
 #pragma unroll
-      for (int j = 0; j < {nt}; ++j)
+      for (int j = 0; j < {nt}; ++j) {{
+        const int col = wn * {wtn} + j * 8 + t * 2;
+        {res_read}
+        wb_pair<{y_type}> yp;
 #pragma unroll
         for (int c = 0; c < 2; ++c) {{
-          const int col = wn * {wtn} + j * 8 + t * 2 + c;
           const int acc = accs[i][j][h * 2 + c];
-          const float unit = units[j][c];
-          {bias_decl}
-          {res_read}
+          {col_picks}
+          {res_pick}
           {y_type} y;
           {body}
-          Ys[row * {ldy} + col] = y;
+          yp.v[c] = y;
         }}
+        *(wb_pair<{y_type}>*)&Ys[row * {ldy} + col] = yp;
+      }}
     }}
   __syncthreads();
   for (int i = tid; i < {bm * bn * size // 16}; i += {THREADS}) {{
@@ -234,17 +258,20 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
 
 
 class ImmaKernel:
-    """One compiled kernel: call with (xq, wq, unit, bias or None, residual or None, y)."""
+    """One compiled kernel: call with (xq, wq, *column vectors, residual or None, y)."""
 
-    def __init__(self, lines: list, residual: str | None, has_bias: bool, out: str, bm: int, bn: int):
-        name, code = source(lines, residual, has_bias, out, bm, bn)
+    def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn)
         k = _KERNELS.get(name)
         if k is None:
             k = _KERNELS[name] = cp.RawKernel(code, name)
-        self.kernel, self.bm, self.bn = k, bm, bn
+        self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
 
-    def __call__(self, xq, wq, unit, bias, residual, y) -> None:
+    def __call__(self, xq, wq, *rest) -> None:
+        *vectors, residual, y = rest
+        if len(vectors) != self.columns:
+            raise ValueError(f"the kernel takes {self.columns} column vector(s), got {len(vectors)}")
         (m, k), n = xq.shape, wq.shape[0]
-        args = [xq, wq, unit] + [a for a in (bias, residual) if a is not None] + \
+        args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
         self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args))

@@ -4,7 +4,7 @@
                 X quantized by a generated kernel, int8 x int8 -> int32 by cuBLAS gemmEx in TN layout
                 (both operands K-contiguous: W is stored (N, K)), then one generated epilogue.
     int8-mma    the same products as one generated int8 tensor-core kernel with the epilogue fused
-                (imma.py): int8 read, int8/fp16 written once; bit-exact.
+                (imma.py): int8 read, int8/fp16 written once; scales folded into one multiply-add.
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
     fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
@@ -23,7 +23,7 @@
 Float outputs are written in the storage dtype the builder chose (fp16 when every reader runs at
 fp16 or is quantized, else float32).
 
-Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) are bit-exact with the CPU
+Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) and int8-mma are bit-exact with the CPU
 kernel: x / x_scale rounds half-even as the IEEE quotient does (wb_div_rint: a reciprocal product,
 the division only at halves), the int32 accumulator plus the int32 bias is converted to float once
 and multiplied by float32(x_scale * w_scale[c]) with `__fmul_rn` (NVRTC would otherwise fuse it with
@@ -53,7 +53,7 @@ from .device import cp, library
 from .lt import E4M3, R8I, R16F, R32F, R32I, LtMatmul, lt_missing
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
-from .stream import StreamKernel
+from .stream import C_TYPES, StreamKernel
 from .tactics import EXHAUSTIVE_LEVEL, PLANS_PER_LEVEL, Kernel, ops, tactic
 
 QGEMM_OPS = ops("QGemm", domain="workbench")
@@ -174,6 +174,59 @@ def _grid_lines(grid: list, y_int: str | None) -> list:
     if y_int:
         return lines + [f"y = ({'signed char' if y_int == 'int8' else 'unsigned char'})wb_small_f2i(g);"]
     return lines + [f"y = __fmul_rn(g - {float(zp)}f, {_f32(s)});"]
+
+
+# activations that commute with a positive scale: the output grid's 1/scale folds into the per-channel
+# multiplier before them (ReLU also folds into the clamp)
+_HOMOGENEOUS = (None, "Relu")
+_MAGIC = 12582912.0  # 1.5 * 2**23: v + _MAGIC rounds v to an integer (half to even) in the low mantissa bits
+
+
+def folded_lines(r: dict, small_acc: bool) -> list:
+    """Epilogue statements for the fused int8 kernel, with scales folded as TensorRT folds them.
+
+    y = grid(act(acc * alpha + beta + res * gamma)): alpha[c] = unit[c] (/ y_scale), beta[c] the bias
+    in the same units (folded_columns), gamma the residual's scale (/ y_scale); rounded by one add of
+    1.5 * 2**23 after the clamp. Not bit-exact with the CPU kernel's order of roundings: a value at a
+    half may round the other way (one grid step), as cuDNN's int8 graphs do. small_acc: every
+    accumulator is below 2**22 in magnitude, so it converts to float in two FP32 operations.
+    """
+    name = (r["act"] or [None])[0]
+    fold = r["grid"] is not None and name in _HOMOGENEOUS
+    post = 1.0 / np.float64(r["grid"][0]) if fold else 1.0
+    acc = "wb_small_i2f(acc)" if small_acc else "wb_i2f(acc)"
+    lines = [f"float v = {f'fmaf({acc}, alpha, beta)' if r['bias'] else f'__fmul_rn({acc}, alpha)'};"]
+    if r["residual"] in INTS:
+        s, zp = r["r_grid"]
+        lines.append(f"v = fmaf(wb_small_i2f((int)res - {int(zp)}), {_f32(s * post)}, v);")
+    elif r["residual"]:
+        lines.append(f"v = fmaf((float)res, {_f32(post)}, v);")
+    if not fold:
+        gen = _Gen({"inputs": ["float32"], "round": None}, "float")
+        value = gen.value(act_node(*(r["act"] or [None, None, None]), ["in", 0]))
+        lines += ["float in0 = v;"] + gen.lines + [f"v = {value};"]
+    if r["grid"] is None:
+        return lines + ["y = v;"]
+    s, zp, lo, hi = r["grid"]
+    if not fold:
+        lines.append(f"v = __fmul_rn(v, {_f32(1.0 / np.float64(s))});")
+    low = max(lo, zp) if fold and name == "Relu" else lo  # ReLU in grid units: nothing below the zero point
+    shifted = f"v + {float(zp)}f" if zp else "v"
+    lines.append(f"const float g = fminf(fmaxf({shifted}, {float(low)}f), {float(hi)}f) + {_MAGIC}f;")
+    integer = "(__float_as_int(g) - 0x4B400000)"
+    if r["y_int"]:
+        return lines + [f"y = ({C_TYPES[r['y_int']]}){integer};"]
+    return lines + [f"y = __fmul_rn((float)({integer} - {int(zp)}), {_f32(s)});"]
+
+
+def folded_columns(recipe, bias) -> list:
+    """The per-channel vectors folded_lines reads: alpha = unit (/ y_scale), and beta = bias * alpha."""
+    fold = recipe.grid is not None and (recipe.act or [None])[0] in _HOMOGENEOUS
+    alpha = recipe.unit.astype(np.float64) / (recipe.grid[0] if fold else 1.0)
+    columns = [alpha.astype(np.float32)]
+    if bias is not None:
+        columns.append((np.asarray(bias, np.float64) * alpha).astype(np.float32))
+    return columns
 
 
 def _requantize_source(r: dict) -> tuple:
@@ -421,7 +474,8 @@ def _residual_dtype(site) -> str | None:
 @tactic("int8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("int8",), rank=12)
 class Int8Mma:
     """QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue fused
-    (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Bit-exact."""
+    (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into one
+    multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact."""
 
     @staticmethod
     def check(site):
@@ -445,20 +499,27 @@ class Int8Mma:
         residual = _residual_dtype(site)
         has_bias = site.present(2)
         r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
+        small = k * 128 * 127 < 2 ** 22  # |acc| bound: centred int8 X times weights in [-127, 127]
         bm, bn = params.get("tile", imma.TILES[1])
-        kernel = imma.ImmaKernel(epilogue_lines(r), residual, has_bias, recipe.out, int(bm), int(bn))
-        unit = _vector(recipe.unit, n, np.float32)
+        kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
+                                 int(bm), int(bn))
+
+        def columns(bias):
+            return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
+
+        fixed = None if has_bias else columns(None)
+        scales = hashlib.sha1(recipe.unit.tobytes()).hexdigest()  # the vectors depend on the bias and the scales
 
         def run(args):
             xq = _int8_rows(recipe, _pixel_rows(args[0], g) if conv else args[0])
             w = _int8_weights(site, dev, args, n, k)
-            bias = _bias(site, args, dev, n, np.int32)
+            vectors = fixed or dev.derive(args[2], ("int8-mma-columns", scales), columns, site.const[2])
             res = None
             if residual:
                 res = args[3].transpose(0, 2, 3, 1)
                 res = res if res.flags.c_contiguous else cp.ascontiguousarray(res)
             y = cp.empty((m, n), recipe.out)
-            kernel(xq.reshape(m, k), w, unit, bias, res, y)
+            kernel(xq.reshape(m, k), w, *vectors, res, y)
             if conv:
                 return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
             return [y.reshape(*site.shape(0)[:-1], n)]
