@@ -1,6 +1,6 @@
 """Probe: the generated int8 tensor-core kernel (backends/cuda/imma.py) on ResNet-50 and BERT shapes.
 
-For each product and tile: the full epilogue and a trivial one (what the GEMM and memory cost alone),
+For each product, tile and pipeline depth: the full epilogue and a trivial one (what the GEMM and memory cost alone),
 next to references: an fp16 cupy.matmul of the same sizes and the bytes moved at 3 TB/s. Also the
 rounding pass on the RGB stem's fp16 output (256x112x112x64).
 
@@ -79,12 +79,16 @@ def main():
         r = recipe(out, residual, act)
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
-            for bm, bn in imma.tiles_for(out, residual):
-                try:
-                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn)
-                    row[f"{vname} {bm}x{bn}"] = timeit(lambda: kern(x, w, *vectors, res, y))
-                except Exception as e:  # noqa: BLE001
-                    row[f"{vname} {bm}x{bn}"] = f"{type(e).__name__}: {e}"[:200]
+            for bm, bn in imma.TILES:
+                for stages in (1, 2, 3) if k > imma.BK else (1,):
+                    if imma.layout(bm, bn, stages, out, residual) is None:
+                        continue
+                    label = f"{vname} {bm}x{bn}x{stages}"
+                    try:
+                        kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages)
+                        row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
+                    except Exception as e:  # noqa: BLE001
+                        row[label] = f"{type(e).__name__}: {e}"[:200]
         results[name] = row
         best = min((v, kk) for kk, v in row.items() if isinstance(v, float) and kk.startswith("full"))
         print(f"{name:24s} fp16 matmul {row['fp16_matmul_ms']:.3f}  bytes {row['bytes_at_3TBps_ms']:.3f}  "

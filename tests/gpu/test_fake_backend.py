@@ -324,6 +324,7 @@ def test_stream_kernel_sources_keep_their_own_names_apart(fake_cuda):
     stream = importlib.import_module("workbench.backends.cuda.stream")
     ins, outs = stream._params("float16 x, float32 unit, float32 r"), stream._params("int8 y")
     name, code = stream.source(ins, outs, "y = (signed char)((float)x * unit + r);", "k", "", (False, True, False))
-    assert name == "k_sfcf" and "const float unit = unit_p[wb_col];" in code and "const float r = r_p[i];" in code
+    assert name == "k_sfcf" and "const float unit = unit_p[wb_col];" in code and "const float r = wb_r[wb_u];" in code
+    assert "wb_r[wb_u] = r_p[wb_i[wb_u]];" in code and "wb_x[wb_u] = x_p[wb_i[wb_u]];" in code
     with pytest.raises(ValueError, match="rows"):
         stream.source(stream._params("float32 rows"), outs, "y = 0;", "k", "", (False,))

@@ -242,19 +242,22 @@ def test_max_pool_moves_grid_integers(dtype):
 
 # ------------------------------------------------------------------------------- the generated int8 kernel
 @pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
+@pytest.mark.parametrize("stages", [1, 2, 3])
 @pytest.mark.parametrize("rows,k,n", [(300, 80, 48), (384, 784, 200), (130, 64, 96), (4096, 1024, 256)])
-def test_imma_product_is_exact(tile, rows, k, n):
+def test_imma_product_is_exact(tile, stages, rows, k, n):
     """The tensor-core product alone (acc written as float32, exact below 2**24): tails in every dimension,
-    one K slice, several (the cp.async pipeline) and a K tail of 16."""
+    one K slice, several (the cp.async pipeline at each depth) and a K tail of 16."""
     import cupy as cp
 
-    from workbench.backends.cuda.imma import ImmaKernel
+    from workbench.backends.cuda.imma import ImmaKernel, layout
 
+    if layout(*tile, stages, "float32") is None:
+        pytest.skip(f"tile {tile} with {stages} stages does not fit shared memory with float32 outputs")
     rng = np.random.default_rng()
     x = rng.integers(-128, 128, (rows, k)).astype(np.int8)
     w = rng.integers(-127, 128, (n, k)).astype(np.int8)
     y = cp.empty((rows, n), np.float32)
-    ImmaKernel(["y = (float)acc;"], (), None, "float32", *tile)(cp.asarray(x), cp.asarray(w), None, y)
+    ImmaKernel(["y = (float)acc;"], (), None, "float32", *tile, stages)(cp.asarray(x), cp.asarray(w), None, y)
     want = x.astype(np.int64) @ w.astype(np.int64).T
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
 
@@ -270,14 +273,17 @@ def _within_a_step(got, want):
     assert mismatch([got], [want], "int8", BUILD_TOLERANCE_SCALE) is None
 
 
-@pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
+@pytest.mark.parametrize("config", range(4))
 @pytest.mark.parametrize("rows,k,n,out,act", [(300, 80, 48, "int8", "Relu"), (384, 768, 200, "float16", "Gelu"),
                                               (130, 64, 96, "float32", None), (256, 3072, 64, "int8", "Gelu")])
-def test_int8_mma_qgemm(tile, rows, k, n, out, act):
-    from workbench.backends.cuda.imma import tiles_for
+def test_int8_mma_qgemm(config, rows, k, n, out, act):
+    """Each configuration the tactic would time (imma.configs)."""
+    from workbench.backends.cuda.imma import configs
 
-    if tile not in [list(t) for t in tiles_for(out)]:
-        pytest.skip(f"tile {tile} does not fit shared memory with {out} outputs")
+    found = configs(n, k, out)
+    if config >= len(found):
+        pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
+    bm, bn, stages = found[config]
     rng = np.random.default_rng()
     x = (rng.standard_normal((rows, k)) * 2).astype(np.float32)
     w = rng.integers(-127, 128, (n, k)).astype(np.int8)
@@ -285,15 +291,21 @@ def test_int8_mma_qgemm(tile, rows, k, n, out, act):
     extra = dict(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1) if out == "int8" else {}
     attrs = _attrs(n, rng, act, **extra)
     want = qgemm(x, w, b, **attrs)
-    got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8", params={"tile": tile}, const=(1, 2),
-                     domain="workbench", out_dtype=out)[0]
+    got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8", params={"tile": [bm, bn], "stages": stages},
+                     const=(1, 2), domain="workbench", out_dtype=out)[0]
     _within_a_step(got, want.astype(got.dtype) if out != "int8" else want)
 
 
 @pytest.mark.parametrize("stride,residual,zero_point", [(1, "int8", 0), (1, "float16", 3), (2, None, -5)])
-def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point):
+@pytest.mark.parametrize("tile,stages,c", [([128, 64], 1, 64), ([128, 128], 2, 128)])
+def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c):
+    """The residual loaded with the first K slice where shared memory allows, else after the product."""
+    from workbench.backends.cuda.imma import layout
+
+    if layout(*tile, stages, "int8", residual) is None:
+        pytest.skip(f"tile {tile} with {stages} stages does not fit a {residual} residual")
     rng = np.random.default_rng()
-    n, c, h, k = 2, 64, 14, 128
+    n, h, k = 2, 14, 128
     out = (h - 1) // stride + 1
     conv = dict(CONV_ATTRS, kernel_shape=[1, 1], strides=[stride, stride], pads=[0] * 4, dilations=[1, 1], group=1)
     attrs = _attrs(k, rng, "Relu", **conv)
@@ -309,6 +321,6 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point):
         r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
     want = qlinear_conv_fused(x, w, b, None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)),
                               **attrs)
-    got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": [128, 64]},
+    got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": tile, "stages": stages},
                      const=(1, 2), domain="workbench", out_dtype="int8")[0]
     _within_a_step(got, want)

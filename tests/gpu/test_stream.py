@@ -10,7 +10,7 @@ pytestmark = pytest.mark.gpu
 OP = "float v = __fadd_rn(__fmul_rn((float)x, unit), (float)r); y = v;"
 
 
-@pytest.mark.parametrize("shape", [(2, 7, 7, 64), (3, 5, 300), (4, 3), (1000,)])
+@pytest.mark.parametrize("shape", [(2, 7, 7, 64), (3, 5, 300), (4, 3), (1000,), (140001, 3), (70001, 64)])
 @pytest.mark.parametrize("out", ["float16", "float32"])
 def test_stream_matches_elementwise(shape, out):
     import cupy as cp

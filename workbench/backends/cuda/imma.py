@@ -33,9 +33,8 @@ from .stream import HALF_TYPE
 THREADS = 256
 BK = 64
 LDS = BK + 16            # bytes per shared row of X / W
-STAGES = 2               # K slices in flight: the next one loads (cp.async) while this one multiplies
 SHARED_LIMIT = 48 << 10  # static shared memory per block
-TILES = ((64, 128), (128, 64), (64, 64), (128, 128))  # by how often each was fastest (probe_imma.py, H100)
+TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
@@ -76,14 +75,30 @@ def _staged(bm: int, bn: int, dtype: str | None) -> int:
     return bm * (bn * _SIZE[dtype] + 16) if dtype else 0
 
 
-def shared_bytes(bm: int, bn: int, out: str, residual: str | None = None) -> int:
-    """Static shared memory of a tile: the X and W slices of every stage, or the staged residual and outputs."""
-    return max(STAGES * (bm + bn) * LDS, _staged(bm, bn, residual) + _staged(bm, bn, out))
+def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None) -> dict | None:
+    """Shared memory of one configuration, or None where it does not fit: `stages` K slices of X and W
+    from offset 0, the outputs staged over them once the product is done, the residual tile in a region
+    of its own, loaded with the first slice ("prefetch") where that fits, else after the product."""
+    slices, ys, rs = stages * (bm + bn) * LDS, _staged(bm, bn, out), _staged(bm, bn, residual)
+    if max(slices, ys) + rs <= SHARED_LIMIT:
+        return {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
+    if max(slices, rs + ys) <= SHARED_LIMIT:
+        return {"bytes": max(slices, rs + ys), "res": 0, "ys": rs, "prefetch": False}
+    return None
 
 
-def tiles_for(out: str, residual: str | None = None) -> list:
-    """The (BM, BN) tiles whose shared memory fits, in TILES' order (most often fastest first)."""
-    return [t for t in TILES if shared_bytes(*t, out, residual) <= SHARED_LIMIT]
+def configs(n: int, k: int, out: str, residual: str | None = None) -> list:
+    """(BM, BN, stages) worth timing, in TILES' order: one K slice when K fits in one, else the most
+    stages (3 or 2) that fit; tiles twice as wide as N are left out."""
+    found = []
+    for bm, bn in TILES:
+        if bn > 64 and n <= 64:
+            continue
+        for stages in ((1,) if k <= BK else (3, 2)):
+            if layout(bm, bn, stages, out, residual):
+                found.append((bm, bn, stages))
+                break
+    return found
 
 
 def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
@@ -92,7 +107,7 @@ def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
         return f"output {out} / residual {residual} not handled (int8, uint8, float16, float32)"
     if k % 16 or any(n * _SIZE[d] % 16 for d in (out, residual) if d):
         return f"needs K a multiple of 16 and rows of whole 16-byte vectors, got N={n}, K={k} ({out}, {residual})"
-    if not tiles_for(out, residual):
+    if not configs(n, k, out, residual):
         return "no tile fits shared memory"
     return None
 
@@ -113,33 +128,40 @@ template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
 """
 
 
-def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int) -> tuple:
-    """(kernel name, CUDA source) for one epilogue and tile. `lines`: C statements from acc (int), the
-    per-column float vectors named in `columns` and res (the residual's element) to y."""
+def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int) -> tuple:
+    """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
+    (int), the per-column float vectors named in `columns` and res (the residual's element) to y."""
+    shared = layout(bm, bn, stages, out, residual)
+    if shared is None:
+        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {SHARED_LIMIT} bytes of shared memory")
     warps_m = 4 if bm == 128 else 2
     warps_n = THREADS // 32 // warps_m
     wtm, wtn = bm // warps_m, bn // warps_n
     mt, nt = wtm // 16, wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, columns, residual, out, bm, bn])
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     y_type = _C[out]
     params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
     params += [f"const float* __restrict__ {c}_v" for c in columns]
     params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
     params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
-    rbytes = _staged(bm, bn, residual)
     rsize = _SIZE[residual] if residual else 1
     ldr = bn + 16 // rsize
-    stage_residual = "" if not residual else f"""
-  {_C[residual]}* Rs = ({_C[residual]}*)smem;
+    # the residual tile goes to shared memory in whole 16-byte vectors (read per element it cost more than
+    # the product): with the first K slice (cp.async, same group) where it fits, else after the product
+    load_residual = "" if not residual else f"""
   for (int i = tid; i < {bm * bn * rsize // 16}; i += {THREADS}) {{
     const int row = i / {bn * rsize // 16}, c = i % {bn * rsize // 16};
     const int m = m0 + row, n = n0 + c * {16 // rsize};
-    if (m < M && n < N)
-      *(int4*)((unsigned char*)Rs + row * {ldr * rsize} + c * 16) = __ldg((const int4*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}));
-  }}
+    const bool ok = m < M && n < N;
+    wb_cp16(smem + {shared["res"]} + row * {ldr * rsize} + c * 16,
+            ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
+  }}"""
+    after = "" if shared["prefetch"] else load_residual + """
+  asm volatile("cp.async.commit_group;\\n" ::);
+  asm volatile("cp.async.wait_group 0;\\n" ::);
   __syncthreads();"""
     res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
         if residual else ""
@@ -151,7 +173,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     stage_bytes = (bm + bn) * LDS
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  __shared__ __align__(16) unsigned char smem[{shared_bytes(bm, bn, out, residual)}];
+  __shared__ __align__(16) unsigned char smem[{shared["bytes"]}];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % {warps_m}, wn = warp / {warps_m};
   const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
@@ -179,13 +201,17 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     }}
     asm volatile("cp.async.commit_group;\\n" ::);
   }};
-  load(0, 0);
-  for (int kt = 0; kt < tiles; ++kt) {{
-    if (kt + 1 < tiles) load((kt + 1) % {STAGES}, (kt + 1) * {BK});
+{load_residual if shared["prefetch"] else ""}
+#pragma unroll
+  for (int s = 0; s < {stages - 1}; ++s)
+    if (s < tiles) load(s, s * {BK});
     else asm volatile("cp.async.commit_group;\\n" ::);
-    asm volatile("cp.async.wait_group 1;\\n" ::);
+  for (int kt = 0; kt < tiles; ++kt) {{
+    if (kt + {stages - 1} < tiles) load((kt + {stages - 1}) % {stages}, (kt + {stages - 1}) * {BK});
+    else asm volatile("cp.async.commit_group;\\n" ::);
+    asm volatile("cp.async.wait_group {stages - 1};\\n" ::);
     __syncthreads();
-    const unsigned char* As = smem + (kt % {STAGES}) * {stage_bytes};
+    const unsigned char* As = smem + (kt % {stages}) * {stage_bytes};
     const unsigned char* Bs = As + {bm * LDS};
 #pragma unroll
     for (int kk = 0; kk < {BK}; kk += 32) {{
@@ -210,9 +236,9 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     }}
     __syncthreads();
   }}
-  // the residual tile, staged with whole 16-byte loads (read per element it cost more than the product)
-  {_C[out]}* Ys = ({_C[out]}*)(smem + {rbytes});
-{stage_residual}
+  {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
+  {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
+{after}
   const int g = lane >> 2, t = lane & 3;
   {col_arrays}
 #pragma unroll
@@ -260,8 +286,9 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
 class ImmaKernel:
     """One compiled kernel: call with (xq, wq, *column vectors, residual or None, y)."""
 
-    def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int):
-        name, code = source(lines, tuple(columns), residual, out, bm, bn)
+    def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
+                 stages: int):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages)
         k = _KERNELS.get(name)
         if k is None:
             k = _KERNELS[name] = cp.RawKernel(code, name)

@@ -486,8 +486,8 @@ class Int8Mma:
 
     @staticmethod
     def candidates(site, level):
-        tiles = imma.tiles_for(Recipe(site).out, _residual_dtype(site))
-        return [{"tile": list(t)} for t in tiles[:max(1, PLANS_PER_LEVEL.get(level, 3) - 1)]]
+        found = imma.configs(*_gemm_sizes(site), Recipe(site).out, _residual_dtype(site))
+        return [{"tile": [bm, bn], "stages": s} for bm, bn, s in found[:PLANS_PER_LEVEL.get(level, 3) + 1]]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -500,9 +500,11 @@ class Int8Mma:
         has_bias = site.present(2)
         r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
         small = k * 128 * 127 < 2 ** 22  # |acc| bound: centred int8 X times weights in [-127, 127]
-        bm, bn = params.get("tile", imma.TILES[1])
+        default = imma.configs(n, k, recipe.out, residual)[0]
+        bm, bn = params.get("tile", default[:2])
+        stages = int(params.get("stages", default[2]))
         kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                                 int(bm), int(bn))
+                                 int(bm), int(bn), stages)
 
         def columns(bias):
             return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
@@ -524,7 +526,7 @@ class Int8Mma:
                 return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
             return [y.reshape(*site.shape(0)[:-1], n)]
 
-        return Kernel(run, label=f"int8-mma:{bm}x{bn}")
+        return Kernel(run, label=f"int8-mma:{bm}x{bn}x{stages}")
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)

@@ -23,6 +23,7 @@ from .device import cp
 
 THREADS = 256
 MAX_ROW_BLOCKS = 4096
+UNROLL = 4
 C_TYPES = {"float16": "wb_f16", "float32": "float", "float64": "double", "int8": "signed char",
            "uint8": "unsigned char", "int16": "short", "int32": "int", "int64": "long long", "bool": "bool"}
 
@@ -54,7 +55,12 @@ def source(ins: list, outs: list, operation: str, name: str, preamble: str, colu
     if taken:
         raise ValueError(f"stream kernel parameter names {sorted(taken)} are the kernel's own")
     col_reads = [f"const {C_TYPES[t]} {n} = {n}_p[wb_col];" for (t, n), col in zip(ins, columns) if col]
-    row_reads = [f"const {C_TYPES[t]} {n} = {n}_p[i];" for (t, n), col in zip(ins, columns) if not col]
+    full = [(t, n) for (t, n), col in zip(ins, columns) if not col]
+    # UNROLL rows per thread and pass, their loads issued before any store: one load in flight per thread
+    # left the passes at half the memory's speed (latency, not bandwidth, bound them)
+    loads = " ".join(f"wb_{n}[wb_u] = {n}_p[wb_i[wb_u]];" for _, n in full)
+    picks = " ".join(f"const {C_TYPES[t]} {n} = wb_{n}[wb_u];" for t, n in full)
+    arrays = " ".join(f"{C_TYPES[t]} wb_{n}[{UNROLL}];" for t, n in full)
     # the kernel's own names start with wb_ (sources name their values freely); `i` is the element's
     # index, as in CuPy's ElementwiseKernel
     code = preamble + HALF_TYPE + f"""
@@ -65,12 +71,23 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(args)}
   {" ".join(col_reads)}
   const long long wb_step = (long long)gridDim.y * ({THREADS} / lanes);
   for (long long wb_row = (long long)blockIdx.y * ({THREADS} / lanes) + threadIdx.x / lanes; wb_row < rows;
-       wb_row += wb_step) {{
-    const long long i = wb_row * cols + wb_col;
-    {" ".join(row_reads)}
-    {C_TYPES[ot]} {on};
-    {operation}
-    {on}_p[i] = {on};
+       wb_row += {UNROLL} * wb_step) {{
+    long long wb_i[{UNROLL}];
+    {arrays}
+#pragma unroll
+    for (int wb_u = 0; wb_u < {UNROLL}; ++wb_u) {{
+      wb_i[wb_u] = (wb_row + wb_u * wb_step) * cols + wb_col;
+      if (wb_row + wb_u * wb_step < rows) {{ {loads} }}
+    }}
+#pragma unroll
+    for (int wb_u = 0; wb_u < {UNROLL}; ++wb_u) {{
+      if (wb_row + wb_u * wb_step >= rows) break;
+      const long long i = wb_i[wb_u];
+      {picks}
+      {C_TYPES[ot]} {on};
+      {operation}
+      {on}_p[i] = {on};
+    }}
   }}
 }}
 """
@@ -113,6 +130,6 @@ class StreamKernel:
             return y
         lanes = max(d for d in (32, 64, 128, THREADS) if d <= min(THREADS, -(-cols // 32) * 32))  # per row
         rows_per_block = THREADS // lanes
-        grid = (-(-cols // lanes), max(1, min(-(-rows // rows_per_block), MAX_ROW_BLOCKS)))
+        grid = (-(-cols // lanes), max(1, min(-(-rows // (rows_per_block * UNROLL)), MAX_ROW_BLOCKS)))
         self._kernel(columns)(grid, (THREADS,), (*args, y, np.int64(rows), np.int32(cols), np.int32(lanes)))
         return y
