@@ -324,3 +324,39 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": tile, "stages": stages},
                      const=(1, 2), domain="workbench", out_dtype="int8")[0]
     _within_a_step(got, want)
+
+
+@pytest.mark.parametrize("c,kernel,stride,pad,dilation,residual", [
+    (3, 7, 2, 3, 1, None),       # an RGB stem: C padded to 4, 4-byte loads
+    (64, 3, 1, 1, 1, "int8"),    # 16-byte loads, a chained residual
+    (8, 3, 2, 1, 2, "float16"),  # dilated, strided, a float residual
+    (16, 5, 1, 0, 1, None),      # no padding: every patch inside the image
+])
+@pytest.mark.parametrize("config", range(2))
+def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, config):
+    """Patches read in place (implicit GEMM) against the CPU kernel; rows (output pixels) with tails."""
+    from workbench.backends.cuda.imma import configs
+
+    rng = np.random.default_rng()
+    n, h, k = 3, 23, 64
+    conv = dict(CONV_ATTRS, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4,
+                dilations=[dilation, dilation], group=1)
+    attrs = _attrs(k, rng, "Relu", **conv)
+    attrs.update(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1)
+    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    w = rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
+    b = rng.integers(-5000, 5000, k).astype(np.int32)
+    out = (h + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+    r = None
+    if residual == "int8":
+        r = rng.integers(-127, 128, (n, k, out, out)).astype(np.int8)
+        attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
+    elif residual:
+        r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
+    found = configs(k, -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16, "int8", residual)
+    bm, bn, stages = found[config % len(found)]
+    want = qlinear_conv_fused(x, w, b, None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)),
+                              **attrs)
+    got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
+                     params={"tile": [bm, bn], "stages": stages}, domain="workbench", out_dtype="int8")[0]
+    _within_a_step(got, want)

@@ -127,6 +127,32 @@ def test_residual_chain_rounds_the_residual_to_the_grid():
     assert 0 < np.abs(got[name] - unchained[name]).max() < 0.05 * np.abs(unchained[name]).max()
 
 
+def projection_block():
+    """x -> c1 -> c2 -> c3 + p (Relu) -> y with p = proj(x): p is read only as c3's residual."""
+    net = wb.Network("projection_block")
+    x = net.add_input("x", "float32", ("batch", 4, 8, 8))
+    p = fused_conv(net, x, 4, 8, "proj", activation=None)
+    h = fused_conv(net, fused_conv(net, x, 4, 8, "c1"), 8, 8, "c2")
+    net.mark_output(fused_conv(net, h, 8, 8, "c3", residual=p))
+    return net
+
+
+def test_a_tensor_read_only_as_a_residual_takes_its_calibrated_grid():
+    net = projection_block()
+    scales = minmax_scales(net, inputs(net, 4))
+    q = quantize_network(net, scales)
+    assert "proj_out" not in _int8(chain_int8(q))  # no X reader and no scale: nothing to choose the grid
+    chained = chain_int8(q, scales)
+    assert _int8(chained) == ["proj_out", "c1_out", "c2_out"] and chained.tensors["proj_out"].dtype == "int8"
+    proj, c3 = chained.layer("proj"), chained.layer("c3")
+    assert proj.attrs["y_scale"] == float(F32(scales["proj_out"])) and proj.attrs["y_zero_point"] == 0
+    assert (c3.attrs["r_scale"], c3.attrs["r_zero_point"]) == (proj.attrs["y_scale"], 0)
+    x = inputs(q)
+    got, unchained = run(chained, {"x": x}), run(q, {"x": x})
+    (name,) = q.outputs
+    assert 0 < np.abs(got[name] - unchained[name]).max() < 0.05 * np.abs(unchained[name]).max()
+
+
 def test_a_max_pool_between_int8_layers_moves_int8():
     q = quantized(pooled_block())
     chained = chain_int8(q)

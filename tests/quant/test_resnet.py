@@ -25,13 +25,14 @@ def test_resnet50_int8_cosine(tmp_path):
     fp32 = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=2))
     matrix = [l for l in int8.network.layers if l.op in ("QLinearConvFused", "QGemm")]
     assert len(matrix) == 54 and all(int8.precisions[l.name] == "int8" for l in matrix)  # 53 convs + the fc
-    # int8 between int8 layers: all but the 4 projection convs (read only as residuals), the last block
-    # (-> GlobalAveragePool) and the fc (the output); the stem's MaxPool pools int8; 12 identity residuals
+    # int8 between int8 layers: all but the last block (-> GlobalAveragePool) and the fc (the output); the
+    # 4 projection convs (read only as residuals) on their own calibrated grids; the stem's MaxPool pools
+    # int8; 12 identity residuals and 4 projections
     chained = [l for l in matrix if l.attrs.get("y_quantized")]
-    assert len(chained) == 48 and int8.report["quantization"]["int8_tensors"] == 49
+    assert len(chained) == 52 and int8.report["quantization"]["int8_tensors"] == 53
     assert [int8.storage_dtypes[l.outputs[0]] for l in int8.network.layers if l.op == "MaxPool"] == ["int8"]
     assert all(int8.network.tensors[l.outputs[0]].dtype == "int8" for l in chained)
-    assert sum(l.attrs.get("r_scale") is not None for l in matrix) == 12
+    assert sum(l.attrs.get("r_scale") is not None for l in matrix) == 16
     y8 = int8.create_execution_context().execute({"input": x})
     y32 = fp32.create_execution_context().execute({"input": x})
     assert cosine(y8, y32) >= 0.99

@@ -2,8 +2,9 @@
 
 A quantized layer's float32 output t is written as grid integers (y_quantized=1, t's dtype
 int8/uint8) when every reader of t is an int8/uint8 quantized layer that reads t as X (input 0)
-or as QLinearConvFused's residual (input 3), at least one reads it as X, and all X readers
-quantize on one grid (x_scale, x_zero_point, x_dtype). A MaxPool between them is looked through
+or as QLinearConvFused's residual (input 3), and all X readers quantize on one grid (x_scale,
+x_zero_point, x_dtype). A tensor read only as a residual (a ResNet projection shortcut) takes its
+own calibrated int8 grid, where the calibration measured it (`scales`). A MaxPool between them is looked through
 (a ResNet stem's pool): rounding to a grid is monotone, so the max of the integers is the integer
 of the max, and the pool then moves int8 too. The producer then rounds to that grid
 (y_scale/y_zero_point/y_dtype), X readers take the integers as they are and residual readers
@@ -13,7 +14,7 @@ producers already rounding to another grid (explicit Q/DQ) keep float32; fp8 lay
 Values: an X-only chain is bit-identical to the unchained network (the producer rounds exactly
 as its readers would have quantized). A chained residual is the grid value of the float it was.
 
-    >>> net = chain_int8(net)            # after quantize_network / fold_qdq
+    >>> net = chain_int8(net, scales)    # after quantize_network / fold_qdq; scales: {tensor: int8 scale}
     >>> int8_grids(net)                  # {'conv1_out': (scale, zero_point), ...}
 """
 from __future__ import annotations
@@ -28,18 +29,18 @@ X, RESIDUAL = 0, 3  # the input positions a chained tensor may be read at
 PASS_THROUGH = ("MaxPool",)  # ops whose output is one of their input values: they commute with rounding
 
 
-def chain_int8(net):
+def chain_int8(net, scales: dict | None = None):
     """A copy of `net` whose tensors between int8 quantized layers are int8 where every reader allows it."""
     net = net.copy()
     readers = net.consumers()
     for layer in net.layers:
-        grid = chain_grid(net, layer, readers)
+        grid = chain_grid(net, layer, readers, scales or {})
         if grid is not None:
             _chain(net, layer, grid, _reads(net, layer.outputs[0], readers))
     return net
 
 
-def chain_grid(net, layer, readers: dict):
+def chain_grid(net, layer, readers: dict, scales: dict | None = None):
     """(scale, zero point, dtype) that `layer`'s output can be written on for its readers, or None."""
     if not _integer_recipe(layer) or layer.attrs.get("y_quantized") or len(layer.outputs) != 1:
         return None
@@ -47,8 +48,10 @@ def chain_grid(net, layer, readers: dict):
     if not reads or any(u is None for u, _ in reads):
         return None
     grids = {_grid(u) for u, name in reads if X in _positions(u, name)}
+    if not grids and (scales or {}).get(layer.outputs[0]):  # residual readers only: the tensor's own grid
+        grids = {(float(np.float32(scales[layer.outputs[0]])), 0, "int8")}
     if len(grids) != 1:
-        return None  # no X reader (nothing to choose the grid), or readers that disagree
+        return None  # no X reader and no calibrated scale, or readers that disagree
     grid = grids.pop()
     if layer.attrs.get("y_scale") is not None and _grid(layer, "y") != grid:
         return None  # the model rounds this output to a grid of its own (explicit Q/DQ)

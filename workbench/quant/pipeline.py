@@ -65,7 +65,7 @@ def lower(net, cfg, progress=None, cancel=None):
         names = [n for n, p in wanted.items() if p == precision]
         if names:
             net = quantize_network(net, scales, precision, layers=names)
-    net = chain_int8(net)
+    net = chain_int8(net, scales)
     info["int8_tensors"] = len(int8_grids(net))
     quantized = {l.name: layer_precision(l) for l in net.layers if is_quantized(l)}
     info["not_quantized"] = {n: why for n, why in eligibility(net, scales).items()

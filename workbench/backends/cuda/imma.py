@@ -119,6 +119,10 @@ __device__ inline void wb_cp16(unsigned char* dst, const void* src, bool ok) {
   const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" :: "r"(s), "l"(src), "r"(ok ? 16 : 0));
 }
+__device__ inline void wb_cp4(unsigned char* dst, const void* src, bool ok) {
+  const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(s), "l"(src), "r"(ok ? 4 : 0));
+}
 __device__ inline void wb_ldm4(unsigned* r, const unsigned char* p) {
   const unsigned s = (unsigned)__cvta_generic_to_shared(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -128,9 +132,56 @@ template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
 """
 
 
-def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int) -> tuple:
+def patches(g, cp_: int) -> dict:
+    """What the implicit-GEMM loader needs of a convolution (conv.Geometry) over NHWC int8 input with
+    cp_ channels (C padded to a multiple of 4): rows are output pixels, K runs over (r, s, c)."""
+    return {"h": g.h, "w": g.w, "c": cp_, "r": g.r, "s": g.s, "p": g.p, "q": g.q, "stride": list(g.stride),
+            "dilation": list(g.dilation), "pad": list(g.pad_begin)}
+
+
+def _patch_loader(conv: dict, bm: int) -> tuple:
+    """(per-thread setup, slice loader) C for X as implicit im2col rows: each output pixel's R x S x C
+    patch, read in units of 16 bytes where C allows (a multiple of 16), else 4 (one RGBA-like pixel)."""
+    unit = 16 if conv["c"] % 16 == 0 else 4
+    per_row = BK // unit                 # units per row of a K slice
+    rows_per_pass = THREADS // per_row
+    passes = bm // rows_per_pass
+    (sh, sw), (dh, dw), (ph, pw) = conv["stride"], conv["dilation"], conv["pad"]
+    pq, q, hw, c = conv["p"] * conv["q"], conv["q"], conv["h"] * conv["w"], conv["c"]
+    taps = conv["r"] * conv["s"]
+    setup = f"""
+  // implicit im2col: this thread loads unit {"{"}tid % {per_row}{"}"} of rows tid / {per_row} + j * {rows_per_pass}
+  int wb_h0[{passes}], wb_w0[{passes}];
+  const signed char* wb_x0[{passes}];
+#pragma unroll
+  for (int j = 0; j < {passes}; ++j) {{
+    const int m = m0 + tid / {per_row} + j * {rows_per_pass};
+    const int img = m / {pq}, pix = m % {pq};
+    wb_h0[j] = m < M ? (pix / {q}) * {sh} - {ph} : -(1 << 28);
+    wb_w0[j] = (pix % {q}) * {sw} - {pw};
+    wb_x0[j] = X + (size_t)img * {hw * c};
+  }}"""
+    copy = "wb_cp16" if unit == 16 else "wb_cp4"
+    loader = f"""
+    {{
+      const int k = k0 + (tid % {per_row}) * {unit}, tap = k / {c}, ch = k % {c};
+      const int r = tap / {conv["s"]}, s = tap % {conv["s"]};
+#pragma unroll
+      for (int j = 0; j < {passes}; ++j) {{
+        const int h = wb_h0[j] + r * {dh}, w = wb_w0[j] + s * {dw};
+        const bool ok = tap < {taps} && (unsigned)h < {conv["h"]}u && (unsigned)w < {conv["w"]}u;
+        {copy}(As + (tid / {per_row} + j * {rows_per_pass}) * {LDS} + (tid % {per_row}) * {unit},
+               ok ? (const void*)(wb_x0[j] + (h * {conv["w"]} + w) * {c} + ch) : (const void*)X, ok);
+      }}
+    }}"""
+    return setup, loader
+
+
+def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
+           conv: dict | None = None) -> tuple:
     """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
-    (int), the per-column float vectors named in `columns` and res (the residual's element) to y."""
+    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
+    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution."""
     shared = layout(bm, bn, stages, out, residual)
     if shared is None:
         raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {SHARED_LIMIT} bytes of shared memory")
@@ -140,7 +191,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     mt, nt = wtm // 16, wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages])
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     y_type = _C[out]
     params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
@@ -171,6 +222,12 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     col_picks = " ".join(f"const float {c} = {c}s[j][c];" for c in columns)
     body = " ".join(lines)
     stage_bytes = (bm + bn) * LDS
+    setup, x_loader = _patch_loader(conv, bm) if conv else ("", f"""
+    for (int i = tid; i < {bm * 4}; i += {THREADS}) {{
+      const int row = i >> 2, k = k0 + (i & 3) * 16, m = m0 + row;
+      const bool ok = m < M && k < K;
+      wb_cp16(As + row * {LDS} + (i & 3) * 16, ok ? (const void*)(X + (size_t)m * K + k) : (const void*)X, ok);
+    }}""")
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
   __shared__ __align__(16) unsigned char smem[{shared["bytes"]}];
@@ -184,16 +241,11 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     for (int j = 0; j < {nt}; ++j)
 #pragma unroll
       for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
-  const int tiles = (K + {BK - 1}) / {BK};
+  const int tiles = (K + {BK - 1}) / {BK};{setup}
   // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * LDS} bytes on
   auto load = [&](int s, int k0) {{
     unsigned char* As = smem + s * {stage_bytes};
-    unsigned char* Bs = As + {bm * LDS};
-    for (int i = tid; i < {bm * 4}; i += {THREADS}) {{
-      const int row = i >> 2, k = k0 + (i & 3) * 16, m = m0 + row;
-      const bool ok = m < M && k < K;
-      wb_cp16(As + row * {LDS} + (i & 3) * 16, ok ? (const void*)(X + (size_t)m * K + k) : (const void*)X, ok);
-    }}
+    unsigned char* Bs = As + {bm * LDS};{x_loader}
     for (int i = tid; i < {bn * 4}; i += {THREADS}) {{
       const int row = i >> 2, k = k0 + (i & 3) * 16, n = n0 + row;
       const bool ok = n < N && k < K;
@@ -284,11 +336,12 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
 
 
 class ImmaKernel:
-    """One compiled kernel: call with (xq, wq, *column vectors, residual or None, y)."""
+    """One compiled kernel: call with (xq, wq, *column vectors, residual or None, y (M, N)); xq is (M, K),
+    or the NHWC image whose patches are the rows."""
 
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                 stages: int):
-        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages)
+                 stages: int, conv: dict | None = None):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv)
         k = _KERNELS.get(name)
         if k is None:
             k = _KERNELS[name] = cp.RawKernel(code, name)
@@ -298,7 +351,7 @@ class ImmaKernel:
         *vectors, residual, y = rest
         if len(vectors) != self.columns:
             raise ValueError(f"the kernel takes {self.columns} column vector(s), got {len(vectors)}")
-        (m, k), n = xq.shape, wq.shape[0]
+        (m, n), k = y.shape, wq.shape[1]
         args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
         self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args))

@@ -5,6 +5,7 @@
                 (both operands K-contiguous: W is stored (N, K)), then one generated epilogue.
     int8-mma    the same products as one generated int8 tensor-core kernel with the epilogue fused
                 (imma.py): int8 read, int8/fp16 written once; scales folded into one multiply-add.
+    int8-implicit  QLinearConvFused k x k the same way, X's patches read in place (implicit GEMM).
     int8-cudnn  QLinearConvFused as one cuDNN int8 graph: conv (int32) x per-channel scale + bias
                 (+ residual) (+ ReLU), written as float, or as int8 on the next layer's grid.
     fp8-cudnn   the same graph on E4M3 operands (float32 accumulation), written as float.
@@ -23,8 +24,9 @@
 Float outputs are written in the storage dtype the builder chose (fp16 when every reader runs at
 fp16 or is quantized, else float32).
 
-Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) and int8-mma are bit-exact with the CPU
-kernel: x / x_scale rounds half-even as the IEEE quotient does (wb_div_rint: a reciprocal product,
+Integer tactics other than the cuDNN graphs (int8-cudnn, int8-held) and the generated int8 kernel
+(int8-mma, int8-implicit: scales folded, within a grid step) are bit-exact with the CPU kernel:
+x / x_scale rounds half-even as the IEEE quotient does (wb_div_rint: a reciprocal product,
 the division only at halves), the int32 accumulator plus the int32 bias is converted to float once
 and multiplied by float32(x_scale * w_scale[c]) with `__fmul_rn` (NVRTC would otherwise fuse it with
 the residual add into an FMA), the output grid is applied as the CPU does. Integer <-> float steps
@@ -486,47 +488,109 @@ class Int8Mma:
 
     @staticmethod
     def candidates(site, level):
-        found = imma.configs(*_gemm_sizes(site), Recipe(site).out, _residual_dtype(site))
-        return [{"tile": [bm, bn], "stages": s} for bm, bn, s in found[:PLANS_PER_LEVEL.get(level, 3) + 1]]
+        return _mma_candidates(site, level, _gemm_sizes(site)[1])
 
     @staticmethod
     def prepare(site, params, dev):
         recipe = Recipe(site)
         n, k = _gemm_sizes(site)
-        m = _gemm_rows(site)
-        conv = site.op == "QLinearConvFused"
-        g = geometry(site) if conv else None
-        residual = _residual_dtype(site)
-        has_bias = site.present(2)
-        r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
-        small = k * 128 * 127 < 2 ** 22  # |acc| bound: centred int8 X times weights in [-127, 127]
-        default = imma.configs(n, k, recipe.out, residual)[0]
-        bm, bn = params.get("tile", default[:2])
-        stages = int(params.get("stages", default[2]))
-        kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                                 int(bm), int(bn), stages)
+        g = geometry(site) if site.op == "QLinearConvFused" else None
 
-        def columns(bias):
-            return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
+        def rows(args):
+            return _int8_rows(recipe, _pixel_rows(args[0], g) if g else args[0]).reshape(-1, k)
 
-        fixed = None if has_bias else columns(None)
-        scales = hashlib.sha1(recipe.unit.tobytes()).hexdigest()  # the vectors depend on the bias and the scales
+        return _mma_kernel(site, params, dev, k, k, rows, lambda args: _int8_weights(site, dev, args, n, k), None,
+                           "int8-mma")
 
-        def run(args):
-            xq = _int8_rows(recipe, _pixel_rows(args[0], g) if conv else args[0])
-            w = _int8_weights(site, dev, args, n, k)
-            vectors = fixed or dev.derive(args[2], ("int8-mma-columns", scales), columns, site.const[2])
-            res = None
-            if residual:
-                res = args[3].transpose(0, 2, 3, 1)
-                res = res if res.flags.c_contiguous else cp.ascontiguousarray(res)
-            y = cp.empty((m, n), recipe.out)
-            kernel(xq.reshape(m, k), w, *vectors, res, y)
-            if conv:
-                return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
-            return [y.reshape(*site.shape(0)[:-1], n)]
 
-        return Kernel(run, label=f"int8-mma:{bm}x{bn}x{stages}")
+@tactic("int8-implicit", ops=QCONV_OPS, precisions=("int8",), rank=12)
+class Int8Implicit:
+    """QLinearConvFused k x k (one group) as the generated int8 kernel reading X's patches in place (an
+    implicit GEMM: no im2col in memory), the epilogue fused as in int8-mma. Input channels are padded to
+    a multiple of 4: for the shapes cuDNN's int8 engines run slowly (an RGB stem, C=3)."""
+
+    @staticmethod
+    def check(site):
+        recipe = Recipe(site)
+        why = ("float8 layers run the fp8 tactics" if recipe.fp8 else None) or recipe.why_not(site)
+        if why:
+            return why
+        g = geometry(site)
+        if g.group != 1:
+            return "grouped convolutions are not handled"
+        if _is_pointwise_conv(site):
+            return "a 1x1 convolution without padding is a plain GEMM (int8-mma)"
+        return imma.fits(g.k, _patch_k(g), recipe.out, _residual_dtype(site))
+
+    @staticmethod
+    def candidates(site, level):
+        return _mma_candidates(site, level, _patch_k(geometry(site)))
+
+    @staticmethod
+    def prepare(site, params, dev):
+        recipe = Recipe(site)
+        g = geometry(site)
+        cp_, kp = -(-g.c // 4) * 4, _patch_k(g)
+
+        def rows(args):  # NHWC int8 with cp_ channels
+            return _pad_channels(_int8_rows(recipe, args[0].transpose(0, 2, 3, 1)), cp_ - g.c)
+
+        def weights(w):  # (K, C, R, S) -> (K, R * S * cp_) padded to kp, K-contiguous
+            krsc = _pad_channels(w.transpose(0, 2, 3, 1), cp_ - g.c).reshape(g.k, -1)
+            return cp.ascontiguousarray(_pad_channels(krsc, kp - krsc.shape[1]))
+
+        return _mma_kernel(site, params, dev, kp, g.r * g.s * g.c, rows,
+                           lambda args: dev.derive(args[1], ("int8-patch-weights", kp), weights, site.const[1]),
+                           imma.patches(g, cp_), "int8-implicit")
+
+
+def _patch_k(g) -> int:
+    """The implicit GEMM's K: R * S * C with C padded to a multiple of 4, then to a multiple of 16."""
+    return -(-(g.r * g.s * -(-g.c // 4) * 4) // 16) * 16
+
+
+def _mma_candidates(site, level, k: int) -> list:
+    n = site.shape(1)[0]
+    found = imma.configs(n, k, Recipe(site).out, _residual_dtype(site))
+    return [{"tile": [bm, bn], "stages": s} for bm, bn, s in found[:PLANS_PER_LEVEL.get(level, 3) + 1]]
+
+
+def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, label: str) -> Kernel:
+    """The generated int8 kernel around rows(args) (X's operand) and weights(args) ((N, k) int8):
+    k is the product's padded K, k_real the number of terms that may be non-zero."""
+    recipe = Recipe(site)
+    n, m = site.shape(1)[0], _gemm_rows(site)
+    g = geometry(site) if site.op == "QLinearConvFused" else None
+    residual = _residual_dtype(site)
+    has_bias = site.present(2)
+    r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
+    small = k_real * 128 * 127 < 2 ** 22  # |acc| bound: centred int8 X times weights in [-127, 127]
+    default = imma.configs(n, k, recipe.out, residual)[0]
+    bm, bn = params.get("tile", default[:2])
+    stages = int(params.get("stages", default[2]))
+    kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
+                             int(bm), int(bn), stages, conv)
+
+    def columns(bias):
+        return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
+
+    fixed = None if has_bias else columns(None)
+    scales = hashlib.sha1(recipe.unit.tobytes()).hexdigest()  # the vectors depend on the bias and the scales
+
+    def run(args):
+        xq, w = rows(args), weights(args)
+        vectors = fixed or dev.derive(args[2], ("int8-mma-columns", scales), columns, site.const[2])
+        res = None
+        if residual:
+            res = args[3].transpose(0, 2, 3, 1)
+            res = res if res.flags.c_contiguous else cp.ascontiguousarray(res)
+        y = cp.empty((m, n), recipe.out)
+        kernel(xq, w, *vectors, res, y)
+        if g:
+            return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
+        return [y.reshape(*site.shape(0)[:-1], n)]
+
+    return Kernel(run, label=f"{label}:{bm}x{bn}x{stages}")
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)
