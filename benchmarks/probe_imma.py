@@ -58,13 +58,45 @@ def variants(r, k):
     return {"full": (full, ("alpha", "beta")), "trivial": (trivial, ())}
 
 
+def stem_implicit(rng) -> dict:
+    """ResNet-50's stem (7x7/2, C=3 padded to 4, b256) as the implicit-GEMM kernel, and the pass that
+    quantizes the NCHW float32 image into NHWC int8."""
+    from workbench.backends.cuda.conv import Geometry
+    from workbench.backends.cuda.quantized import _nhwc_kernel, _quantize_source
+
+    g = Geometry(256, 4, 224, 224, 64, 4, 7, 7, 1, (2, 2), (1, 1), (3, 3), (3, 3), 112, 112)
+    k = -(-(7 * 7 * 4) // 16) * 16
+    x = cp.asarray(rng.integers(-127, 128, (256, 224, 224, 4), dtype=np.int8))
+    w = cp.asarray(rng.integers(-127, 128, (64, k), dtype=np.int8))
+    alpha = cp.asarray(rng.uniform(1e-5, 1e-4, 64).astype(np.float32))
+    beta = cp.asarray(rng.uniform(-1, 1, 64).astype(np.float32))
+    y = cp.empty((256 * 112 * 112, 64), np.int8)
+    lines = folded_lines(recipe("int8", None, "Relu"), False)
+    out = {}
+    for bm, bn, stages in imma.configs(64, k, "int8"):
+        kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, imma.patches(g, 4))
+        out[f"stem implicit {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
+    image = cp.asarray(rng.standard_normal((256, 3, 224, 224)), cp.float32)
+    _, _, op, name = _quantize_source({"in": "float32", "out": "int8", "fp8": False, "scale": 0.02, "lo": -128,
+                                      "hi": 127, "offset": 0})
+    quant = _nhwc_kernel("float32", 3, 4, op, name)
+    pixels = 256 * 224 * 224
+    out["stem NCHW -> NHWC int8 pass"] = timeit(lambda: quant((-(-pixels // 256),), (256,), (image, x, np.int64(pixels),
+                                                                                           np.int32(224 * 224))))
+    print(out, flush=True)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=None)
+    p.add_argument("--cases", nargs="*", default=None, help="only the cases whose names contain one of these")
     args = p.parse_args()
     rng = np.random.default_rng(0)
     results = {}
     for name, (m, n, k, out, residual, act) in CASES.items():
+        if args.cases is not None and not any(c in name for c in args.cases):
+            continue
         x = cp.asarray(rng.integers(-127, 128, (m, k), dtype=np.int8))
         w = cp.asarray(rng.integers(-127, 128, (n, k), dtype=np.int8))
         alpha = cp.asarray(rng.uniform(1e-5, 1e-4, n).astype(np.float32))
@@ -96,6 +128,7 @@ def main():
               "  ".join(f"{kk}={v:.3f}" for kk, v in row.items() if isinstance(v, float) and " " in kk), flush=True)
         del x, w, res, y
         cp.get_default_memory_pool().free_all_blocks()
+    results.update(stem_implicit(rng))
     stem = cp.asarray(rng.standard_normal((256, 112, 112, 64)), cp.float16)
     for label, grid in (("reciprocal", [0.05, 0, -128, 127]),):
         k = _elementwise({"in": "float16", "grid": grid, "y_int": "int8"}, _requantize_source)

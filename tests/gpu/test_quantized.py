@@ -326,15 +326,18 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     _within_a_step(got, want)
 
 
-@pytest.mark.parametrize("c,kernel,stride,pad,dilation,residual", [
-    (3, 7, 2, 3, 1, None),       # an RGB stem: C padded to 4, 4-byte loads
-    (64, 3, 1, 1, 1, "int8"),    # 16-byte loads, a chained residual
-    (8, 3, 2, 1, 2, "float16"),  # dilated, strided, a float residual
-    (16, 5, 1, 0, 1, None),      # no padding: every patch inside the image
+@pytest.mark.parametrize("c,kernel,stride,pad,dilation,residual,x_dtype", [
+    (3, 7, 2, 3, 1, None, "float32"),       # an RGB stem: C padded to 4, 4-byte loads
+    (3, 7, 2, 3, 1, None, "float16"),
+    (64, 3, 1, 1, 1, "int8", "float32"),    # 16-byte loads, a chained residual
+    (8, 3, 2, 1, 2, "float16", "float16"),  # dilated, strided, a float residual
+    (16, 5, 1, 0, 1, None, "float32"),      # no padding: every patch inside the image
+    (96, 3, 1, 1, 1, None, "float32"),      # more channels than the one-pass NHWC quantizer takes
 ])
 @pytest.mark.parametrize("config", range(2))
-def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, config):
-    """Patches read in place (implicit GEMM) against the CPU kernel; rows (output pixels) with tails."""
+def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config):
+    """Patches read in place (implicit GEMM) against the CPU kernel; rows (output pixels) with tails;
+    X quantized from NCHW into NHWC int8 with its channels padded."""
     from workbench.backends.cuda.imma import configs
 
     rng = np.random.default_rng()
@@ -343,7 +346,7 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, config):
                 dilations=[dilation, dilation], group=1)
     attrs = _attrs(k, rng, "Relu", **conv)
     attrs.update(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1)
-    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    x = rng.standard_normal((n, c, h, h)).astype(x_dtype)
     w = rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
     b = rng.integers(-5000, 5000, k).astype(np.int32)
     out = (h + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
@@ -355,8 +358,8 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, config):
         r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
     found = configs(k, -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16, "int8", residual)
     bm, bn, stages = found[config % len(found)]
-    want = qlinear_conv_fused(x, w, b, None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)),
-                              **attrs)
+    want = qlinear_conv_fused(x.astype(np.float32), w, b,
+                              None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)), **attrs)
     got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
                      params={"tile": [bm, bn], "stages": stages}, domain="workbench", out_dtype="int8")[0]
     _within_a_step(got, want)

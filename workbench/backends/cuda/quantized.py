@@ -55,7 +55,7 @@ from .device import cp, library
 from .lt import E4M3, R8I, R16F, R32F, R32I, LtMatmul, lt_missing
 from .pointwise import _PREAMBLE, _Gen, act_node, activation_supported
 from .site import Site
-from .stream import C_TYPES, StreamKernel
+from .stream import C_TYPES, HALF_TYPE, StreamKernel
 from .tactics import EXHAUSTIVE_LEVEL, PLANS_PER_LEVEL, Kernel, ops, tactic
 
 QGEMM_OPS = ops("QGemm", domain="workbench")
@@ -302,6 +302,26 @@ class Recipe:
             "in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale, "lo": self.lo,
             "hi": self.hi, "offset": self.offset}, _quantize_source)(x_view)
 
+    def quantize_nhwc(self, x, channels: int):
+        """X (N, C, H, W) as int8 NHWC with `channels` >= C (the rest zero), for the implicit GEMM: a
+        chained NHWC int8 X as it is; an NCHW X (a network's image input) through one pass that reads
+        each pixel's channels and writes them as whole 32-bit words."""
+        nhwc = x.transpose(0, 2, 3, 1)
+        if nhwc.flags.c_contiguous or not x.flags.c_contiguous or channels % 4 or channels > 64:
+            return _pad_channels(_int8_rows(self, nhwc), channels - x.shape[1])
+        n, c, h, w = x.shape
+        key = ("nhwc", x.dtype, c, channels)
+        k = self._kernels.get(key)
+        if k is None:
+            ins, _, op, name = _quantize_source({"in": np.dtype(x.dtype).name, "out": "int8", "fp8": False,
+                                                 "scale": self.x_scale, "lo": self.lo, "hi": self.hi,
+                                                 "offset": self.offset})
+            k = self._kernels[key] = _nhwc_kernel(ins.split()[0], c, channels, op, name)
+        y = cp.empty((n, h, w, channels), np.int8)
+        pixels = n * h * w
+        k((-(-pixels // 256),), (256,), (x, y, np.int64(pixels), np.int32(h * w)))
+        return y
+
     def requantize(self, v):
         """Float values -> the output grid's integers (y_int), in v's layout."""
         return self._kernel(("r", v.dtype), lambda: {"in": np.dtype(v.dtype).name, "grid": self.grid,
@@ -318,6 +338,32 @@ class Recipe:
         dtypes = tuple(None if a is None else a.dtype for a in (acc, bias, residual))
         return self._kernel(("e", *dtypes), lambda: self.epilogue_recipe(
             *(None if d is None else np.dtype(d).name for d in dtypes)), _epilogue_source)(*args)
+
+
+def _nhwc_kernel(in_type: str, c: int, channels: int, op: str, name: str):
+    """A RawKernel quantizing NCHW pixels into NHWC int8 words: thread per pixel, `op` from
+    _quantize_source (x -> q) per channel, channels beyond c zero."""
+    words = []
+    for word in range(channels // 4):
+        parts = []
+        for b in range(4):
+            ch = word * 4 + b
+            if ch < c:
+                parts.append(f"{{ const {C_TYPES[in_type]} x = src[{ch} * (long long)hw]; signed char q; {op} "
+                             f"v |= (unsigned)(unsigned char)q << {8 * b}; }}")
+        words.append(f"{{ unsigned v = 0; {' '.join(parts)} dst[{word}] = v; }}")
+    kname = f"{name}_nhwc{c}x{channels}"
+    code = _FP8_PREAMBLE + HALF_TYPE + f"""
+extern "C" __global__ void {kname}(const {C_TYPES[in_type]}* __restrict__ X, unsigned* __restrict__ Y,
+                                   long long pixels, int hw) {{
+  const long long p = blockIdx.x * 256LL + threadIdx.x;
+  if (p >= pixels) return;
+  const {C_TYPES[in_type]}* src = X + (p / hw) * {c} * (long long)hw + p % hw;
+  unsigned* dst = Y + p * {channels // 4};
+  {" ".join(words)}
+}}
+"""
+    return cp.RawKernel(code, kname)
 
 
 def _host(x):
@@ -533,7 +579,7 @@ class Int8Implicit:
         cp_, kp = -(-g.c // 4) * 4, _patch_k(g)
 
         def rows(args):  # NHWC int8 with cp_ channels
-            return _pad_channels(_int8_rows(recipe, args[0].transpose(0, 2, 3, 1)), cp_ - g.c)
+            return recipe.quantize_nhwc(args[0], cp_)
 
         def weights(w):  # (K, C, R, S) -> (K, R * S * cp_) padded to kp, K-contiguous
             krsc = _pad_channels(w.transpose(0, 2, 3, 1), cp_ - g.c).reshape(g.k, -1)
