@@ -29,8 +29,9 @@ def rel_l2(got: np.ndarray, want: np.ndarray) -> float:
 
 
 def run_tactic(tactic: str, op: str, inputs: list, attrs: dict, precision: str, params=None, const=(),
-               domain: str = "", out_dtype: str | None = None, n_out: int = 1):
+               domain: str = "", out_dtype: str | None = None, n_out: int = 1, channels_last=()):
     """Prepare `tactic` for one layer and run it on fresh device copies of `inputs`, output poisoned first.
+    channels_last: indices of 4-D inputs stored NHWC (as convolutions write them), seen as NCHW views.
 
     Returns the outputs as float64 NumPy arrays (or in their own dtype when not float).
     """
@@ -48,6 +49,8 @@ def run_tactic(tactic: str, op: str, inputs: list, attrs: dict, precision: str, 
     try:
         with dev.active():
             args = [device.to_device(x) if x is not None else None for x in inputs]
+            args = [cp.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if i in channels_last else a
+                    for i, a in enumerate(args)]
             site = make_site(layer, attrs, args, precision, [out_dtype or STORE[precision]] + [""] * (n_out - 1),
                              weights, 21)
             t = tactics.TACTICS[tactic]

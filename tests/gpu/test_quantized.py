@@ -227,15 +227,17 @@ def test_float16_outputs_for_fp16_readers(tactic, kernel, x_dtype):
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
-def test_max_pool_moves_grid_integers(dtype):
+@pytest.mark.parametrize("channels,nhwc", [(64, True), (64, False), (6, True)])
+def test_max_pool_moves_grid_integers(dtype, channels, nhwc):
+    """NHWC with channels in fours: four per thread (a SIMD byte max); else one per thread."""
     from workbench.backends.cpu.kernels.pooling import max_pool
 
     rng = np.random.default_rng()
     info = np.iinfo(dtype)
-    x = rng.integers(info.min, info.max + 1, (2, 64, 56, 56)).astype(dtype)
+    x = rng.integers(info.min, info.max + 1, (2, channels, 57, 56)).astype(dtype)
     attrs = dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], dilations=[1, 1], auto_pad="NOTSET",
                  ceil_mode=0, storage_order=0, _indices=0)
-    got = run_tactic("window", "MaxPool", [x], attrs, "fp32", out_dtype=dtype)[0]
+    got = run_tactic("window", "MaxPool", [x], attrs, "fp32", out_dtype=dtype, channels_last=(0,) if nhwc else ())[0]
     want = max_pool(x, **attrs)
     assert got.dtype == np.dtype(dtype) and np.array_equal(got, want)
 
@@ -333,6 +335,7 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     (8, 3, 2, 1, 2, "float16", "float16"),  # dilated, strided, a float residual
     (16, 5, 1, 0, 1, None, "float32"),      # no padding: every patch inside the image
     (96, 3, 1, 1, 1, None, "float32"),      # more channels than the one-pass NHWC quantizer takes
+    (32, 3, 2, 1, 1, "int8", "int8"),       # X chained: int8 NHWC as the layer before wrote it
 ])
 @pytest.mark.parametrize("config", range(2))
 def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config):
@@ -346,7 +349,8 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
                 dilations=[dilation, dilation], group=1)
     attrs = _attrs(k, rng, "Relu", **conv)
     attrs.update(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1)
-    x = rng.standard_normal((n, c, h, h)).astype(x_dtype)
+    x = rng.integers(-128, 128, (n, c, h, h)).astype(np.int8) if x_dtype == "int8" else \
+        rng.standard_normal((n, c, h, h)).astype(x_dtype)
     w = rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
     b = rng.integers(-5000, 5000, k).astype(np.int32)
     out = (h + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
@@ -358,8 +362,9 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
         r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
     found = configs(k, -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16, "int8", residual)
     bm, bn, stages = found[config % len(found)]
-    want = qlinear_conv_fused(x.astype(np.float32), w, b,
+    want = qlinear_conv_fused(x if x_dtype == "int8" else x.astype(np.float32), w, b,
                               None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)), **attrs)
     got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
-                     params={"tile": [bm, bn], "stages": stages}, domain="workbench", out_dtype="int8")[0]
+                     params={"tile": [bm, bn], "stages": stages}, domain="workbench", out_dtype="int8",
+                     channels_last=(0, 3) if x_dtype == "int8" else ())[0]
     _within_a_step(got, want)
