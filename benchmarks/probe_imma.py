@@ -73,9 +73,15 @@ def stem_implicit(rng) -> dict:
     y = cp.empty((256 * 112 * 112, 64), np.int8)
     lines = folded_lines(recipe("int8", None, "Relu"), False)
     out = {}
-    for bm, bn, stages in imma.configs(64, k, "int8"):
-        kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, imma.patches(g, 4))
-        out[f"stem implicit {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
+    for bm, bn in imma.TILES:
+        for stages in (1, 2, 3):
+            if imma.layout(bm, bn, stages, "int8") is None:
+                continue
+            kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, imma.patches(g, 4))
+            label = f"stem implicit {bm}x{bn}x{stages}"
+            out[label] = timeit(lambda: kern(x, w, alpha, beta, None, y))
+            out[label + " registers, local bytes"] = [kern.kernel.attributes.get(a) for a in
+                                                      ("num_regs", "local_size_bytes")]
     image = cp.asarray(rng.standard_normal((256, 3, 224, 224)), cp.float32)
     _, _, op, name = _quantize_source({"in": "float32", "out": "int8", "fp8": False, "scale": 0.02, "lo": -128,
                                       "hi": 127, "offset": 0})
@@ -119,6 +125,8 @@ def main():
                     try:
                         kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages)
                         row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
+                        row[label + " registers, local bytes"] = [kern.kernel.attributes.get(a) for a in
+                                                                  ("num_regs", "local_size_bytes")]
                     except Exception as e:  # noqa: BLE001
                         row[label] = f"{type(e).__name__}: {e}"[:200]
         results[name] = row

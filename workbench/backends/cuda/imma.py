@@ -150,28 +150,34 @@ def _patch_loader(conv: dict, bm: int) -> tuple:
     pq, q, hw, c = conv["p"] * conv["q"], conv["q"], conv["h"] * conv["w"], conv["c"]
     taps = conv["r"] * conv["s"]
     setup = f"""
-  // implicit im2col: this thread loads unit {"{"}tid % {per_row}{"}"} of rows tid / {per_row} + j * {rows_per_pass}
+  // implicit im2col: this thread loads unit {"{"}tid % {per_row}{"}"} of rows tid / {per_row} + j * {rows_per_pass}; per row the
+  // offset of its patch's origin and whether the whole patch lies inside the image (most do: no checks)
   int wb_h0[{passes}], wb_w0[{passes}];
-  const signed char* wb_x0[{passes}];
+  long long wb_base[{passes}];
+  bool wb_inside[{passes}];
 #pragma unroll
   for (int j = 0; j < {passes}; ++j) {{
     const int m = m0 + tid / {per_row} + j * {rows_per_pass};
     const int img = m / {pq}, pix = m % {pq};
     wb_h0[j] = m < M ? (pix / {q}) * {sh} - {ph} : -(1 << 28);
     wb_w0[j] = (pix % {q}) * {sw} - {pw};
-    wb_x0[j] = X + (size_t)img * {hw * c};
+    wb_base[j] = (long long)img * {hw * c} + ((long long)wb_h0[j] * {conv["w"]} + wb_w0[j]) * {c};
+    wb_inside[j] = wb_h0[j] >= 0 && wb_h0[j] + {(conv["r"] - 1) * dh} < {conv["h"]} && wb_w0[j] >= 0 &&
+                   wb_w0[j] + {(conv["s"] - 1) * dw} < {conv["w"]};
   }}"""
     copy = "wb_cp16" if unit == 16 else "wb_cp4"
     loader = f"""
     {{
       const int k = k0 + (tid % {per_row}) * {unit}, tap = k / {c}, ch = k % {c};
-      const int r = tap / {conv["s"]}, s = tap % {conv["s"]};
+      const int dy = tap / {conv["s"]} * {dh}, dx = tap % {conv["s"]} * {dw};  // the tap's place in the patch
+      const bool tap_ok = tap < {taps};
+      const int off = (dy * {conv["w"]} + dx) * {c} + ch;
+      unsigned char* dst = As + (tid / {per_row}) * {LDS} + (tid % {per_row}) * {unit};
 #pragma unroll
       for (int j = 0; j < {passes}; ++j) {{
-        const int h = wb_h0[j] + r * {dh}, w = wb_w0[j] + s * {dw};
-        const bool ok = tap < {taps} && (unsigned)h < {conv["h"]}u && (unsigned)w < {conv["w"]}u;
-        {copy}(As + (tid / {per_row} + j * {rows_per_pass}) * {LDS} + (tid % {per_row}) * {unit},
-               ok ? (const void*)(wb_x0[j] + (h * {conv["w"]} + w) * {c} + ch) : (const void*)X, ok);
+        const bool ok = tap_ok && (wb_inside[j] || ((unsigned)(wb_h0[j] + dy) < {conv["h"]}u &&
+                                                    (unsigned)(wb_w0[j] + dx) < {conv["w"]}u));
+        {copy}(dst + j * {rows_per_pass * LDS}, ok ? (const void*)(X + wb_base[j] + off) : (const void*)X, ok);
       }}
     }}"""
     return setup, loader
