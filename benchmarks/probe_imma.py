@@ -74,7 +74,7 @@ def stem_implicit(rng) -> dict:
     lines = folded_lines(recipe("int8", None, "Relu"), False)
     out = {}
     for bm, bn in imma.TILES:
-        for stages in (1, 2, 3):
+        for stages in range(1, imma.MAX_STAGES + 1):
             if imma.layout(bm, bn, stages, "int8") is None:
                 continue
             kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, imma.patches(g, 4))
@@ -118,7 +118,7 @@ def main():
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
             for bm, bn in imma.TILES:
-                for stages in (1, 2, 3) if k > imma.BK else (1,):
+                for stages in range(1, min(-(-k // imma.BK), imma.MAX_STAGES) + 1):
                     if imma.layout(bm, bn, stages, out, residual) is None:
                         continue
                     label = f"{vname} {bm}x{bn}x{stages}"

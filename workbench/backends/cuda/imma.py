@@ -33,7 +33,9 @@ from .stream import HALF_TYPE
 THREADS = 256
 BK = 64
 LDS = BK + 16            # bytes per shared row of X / W
-SHARED_LIMIT = 48 << 10  # static shared memory per block
+SHARED_LIMIT = 112 << 10  # dynamic shared memory per block: two blocks still fit an SM (228 KB on Hopper)
+PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
+MAX_STAGES = 4
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
@@ -88,13 +90,14 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None)
 
 
 def configs(n: int, k: int, out: str, residual: str | None = None) -> list:
-    """(BM, BN, stages) worth timing, in TILES' order: one K slice when K fits in one, else the most
-    stages (3 or 2) that fit; tiles twice as wide as N are left out."""
+    """(BM, BN, stages) worth timing, in TILES' order: as many stages as K has slices, up to MAX_STAGES,
+    or fewer where shared memory runs out; tiles twice as wide as N are left out."""
     found = []
+    slices = -(-k // BK)
     for bm, bn in TILES:
         if bn > 64 and n <= 64:
             continue
-        for stages in ((1,) if k <= BK else (3, 2)):
+        for stages in range(min(slices, MAX_STAGES), 0, -1):
             if layout(bm, bn, stages, out, residual):
                 found.append((bm, bn, stages))
                 break
@@ -236,7 +239,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     }}""")
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  __shared__ __align__(16) unsigned char smem[{shared["bytes"]}];
+  extern __shared__ __align__(16) unsigned char smem[];  // {shared["bytes"]} bytes
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int wm = warp % {warps_m}, wn = warp / {warps_m};
   const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
@@ -348,9 +351,12 @@ class ImmaKernel:
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
                  stages: int, conv: dict | None = None):
         name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv)
+        self.shared = layout(bm, bn, stages, out, residual)["bytes"]
         k = _KERNELS.get(name)
         if k is None:
             k = _KERNELS[name] = cp.RawKernel(code, name)
+            if self.shared > PORTABLE_SHARED:
+                k.max_dynamic_shared_size_bytes = self.shared
         self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
 
     def __call__(self, xq, wq, *rest) -> None:
@@ -360,4 +366,4 @@ class ImmaKernel:
         (m, n), k = y.shape, wq.shape[1]
         args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
-        self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args))
+        self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args), shared_mem=self.shared)
