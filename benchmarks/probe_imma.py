@@ -59,36 +59,34 @@ def variants(r, k):
 
 
 def stem_implicit(rng) -> dict:
-    """ResNet-50's stem (7x7/2, C=3 padded to 4, b256) as the implicit-GEMM kernel, and the pass that
-    quantizes the NCHW float32 image into NHWC int8."""
+    """ResNet-50's stem (7x7/2, C=3 padded to 4, b256) as the implicit-GEMM kernel, plain (4-byte loads)
+    and folded space-to-depth (16-byte loads), and the passes that quantize the NCHW float32 image."""
     from workbench.backends.cuda.conv import Geometry
-    from workbench.backends.cuda.quantized import _nhwc_kernel, _quantize_source
+    from workbench.backends.cuda.quantized import _nhwc_kernel, _quantize_source, space_to_depth
 
-    g = Geometry(256, 4, 224, 224, 64, 4, 7, 7, 1, (2, 2), (1, 1), (3, 3), (3, 3), 112, 112)
-    k = -(-(7 * 7 * 4) // 16) * 16
-    x = cp.asarray(rng.integers(-127, 128, (256, 224, 224, 4), dtype=np.int8))
-    w = cp.asarray(rng.integers(-127, 128, (64, k), dtype=np.int8))
+    g = Geometry(256, 3, 224, 224, 64, 3, 7, 7, 1, (2, 2), (1, 1), (3, 3), (3, 3), 112, 112)
+    plain, folded = imma.patches(g, 4), space_to_depth(g, 4)
     alpha = cp.asarray(rng.uniform(1e-5, 1e-4, 64).astype(np.float32))
     beta = cp.asarray(rng.uniform(-1, 1, 64).astype(np.float32))
     y = cp.empty((256 * 112 * 112, 64), np.int8)
-    lines = folded_lines(recipe("int8", None, "Relu"), False)
+    lines = folded_lines(recipe("int8", None, "Relu"), True)
     out = {}
-    for bm, bn in imma.TILES:
-        for stages in range(1, imma.MAX_STAGES + 1):
-            if imma.layout(bm, bn, stages, "int8") is None:
-                continue
-            kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, imma.patches(g, 4))
-            label = f"stem implicit {bm}x{bn}x{stages}"
-            out[label] = timeit(lambda: kern(x, w, alpha, beta, None, y))
-            out[label + " registers, local bytes"] = [kern.kernel.attributes.get(a) for a in
-                                                      ("num_regs", "local_size_bytes")]
+    for label, conv, k in (("plain", plain, 208), ("s2d", folded, folded["r"] * folded["s"] * folded["c"])):
+        x = cp.asarray(rng.integers(-127, 128, (256, conv["h"], conv["w"], conv["c"]), dtype=np.int8))
+        w = cp.asarray(rng.integers(-127, 128, (64, k), dtype=np.int8))
+        for bm, bn, stages in imma.configs(64, k, "int8"):
+            kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, conv)
+            out[f"stem {label} {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
+        del x, w
     image = cp.asarray(rng.standard_normal((256, 3, 224, 224)), cp.float32)
     _, _, op, name = _quantize_source({"in": "float32", "out": "int8", "fp8": False, "scale": 0.02, "lo": -128,
                                       "hi": 127, "offset": 0})
-    quant = _nhwc_kernel("float32", 3, 4, op, name)
-    pixels = 256 * 224 * 224
-    out["stem NCHW -> NHWC int8 pass"] = timeit(lambda: quant((-(-pixels // 256),), (256,), (image, x, np.int64(pixels),
-                                                                                           np.int32(224 * 224))))
+    for fold in (1, 2):
+        quant = _nhwc_kernel("float32", image.shape, 4, fold, op, name)
+        pixels = 256 * 224 * 224 // fold // fold
+        q = cp.empty(256 * 224 * 224 * 4, np.int8)
+        out[f"stem NCHW -> NHWC int8 pass, fold {fold}"] = timeit(
+            lambda: quant((-(-pixels // 256),), (256,), (image, q, np.int64(pixels))))
     print(out, flush=True)
     return out
 

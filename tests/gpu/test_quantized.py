@@ -336,12 +336,20 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     (16, 5, 1, 0, 1, None, "float32"),      # no padding: every patch inside the image
     (96, 3, 1, 1, 1, None, "float32"),      # more channels than the one-pass NHWC quantizer takes
     (32, 3, 2, 1, 1, "int8", "int8"),       # X chained: int8 NHWC as the layer before wrote it
+    (4, 3, 2, 1, 1, "int8", "int8"),        # chained and folded space-to-depth by a copy
+    (3, 4, 2, 2, 1, None, "float32"),       # an even kernel: folded taps without an offset
 ])
 @pytest.mark.parametrize("config", range(2))
-def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config):
+@pytest.mark.parametrize("fold", [1, 2])
+def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config, fold):
     """Patches read in place (implicit GEMM) against the CPU kernel; rows (output pixels) with tails;
-    X quantized from NCHW into NHWC int8 with its channels padded."""
+    X quantized from NCHW into NHWC int8 with its channels padded, or folded space-to-depth (fold 2)."""
+    from workbench.backends.cuda.conv import Geometry
     from workbench.backends.cuda.imma import configs
+    from workbench.backends.cuda.quantized import space_to_depth
+
+    if fold == 2 and (stride != 2 or dilation != 1 or -(-c // 4) * 4 % 16 == 0):
+        pytest.skip("space-to-depth is for stride-2 undilated convolutions over fewer than 16 channels")
 
     rng = np.random.default_rng()
     n, h, k = 3, 23, 64
@@ -360,11 +368,16 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
         attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
     elif residual:
         r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
-    found = configs(k, -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16, "int8", residual)
+    kp = -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16
+    if fold == 2:
+        g = Geometry(n, c, h, h, k, c, kernel, kernel, 1, (2, 2), (1, 1), (pad, pad), (pad, pad), out, out)
+        folded = space_to_depth(g, -(-c // 4) * 4)
+        kp = folded["r"] * folded["s"] * folded["c"]
+    found = configs(k, kp, "int8", residual)
     bm, bn, stages = found[config % len(found)]
     want = qlinear_conv_fused(x if x_dtype == "int8" else x.astype(np.float32), w, b,
                               None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)), **attrs)
     got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
-                     params={"tile": [bm, bn], "stages": stages}, domain="workbench", out_dtype="int8",
+                     params={"tile": [bm, bn], "stages": stages, "fold": fold}, domain="workbench", out_dtype="int8",
                      channels_last=(0, 3) if x_dtype == "int8" else ())[0]
     _within_a_step(got, want)

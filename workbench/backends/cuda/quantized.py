@@ -302,24 +302,26 @@ class Recipe:
             "in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale, "lo": self.lo,
             "hi": self.hi, "offset": self.offset}, _quantize_source)(x_view)
 
-    def quantize_nhwc(self, x, channels: int):
-        """X (N, C, H, W) as int8 NHWC with `channels` >= C (the rest zero), for the implicit GEMM: a
-        chained NHWC int8 X as it is; an NCHW X (a network's image input) through one pass that reads
-        each pixel's channels and writes them as whole 32-bit words."""
+    def quantize_nhwc(self, x, channels: int, fold: int = 1):
+        """X (N, C, H, W) as int8 NHWC with `channels` >= C (the rest zero), for the implicit GEMM, and
+        with fold 2 folded space-to-depth (see _nhwc_kernel). An NCHW X (a network's image input) takes
+        one pass that reads each pixel's channels and writes them as whole 32-bit words; a chained NHWC
+        int8 X is used as it is (padded, or folded by a copy)."""
         nhwc = x.transpose(0, 2, 3, 1)
         if nhwc.flags.c_contiguous or not x.flags.c_contiguous or channels % 4 or channels > 64:
-            return _pad_channels(_int8_rows(self, nhwc), channels - x.shape[1])
-        n, c, h, w = x.shape
-        key = ("nhwc", x.dtype, c, channels)
+            q = _pad_channels(_int8_rows(self, nhwc), channels - x.shape[1])
+            return q if fold == 1 else _fold(q, fold)
+        key = ("nhwc", x.dtype, x.shape, channels, fold)
         k = self._kernels.get(key)
         if k is None:
             ins, _, op, name = _quantize_source({"in": np.dtype(x.dtype).name, "out": "int8", "fp8": False,
                                                  "scale": self.x_scale, "lo": self.lo, "hi": self.hi,
                                                  "offset": self.offset})
-            k = self._kernels[key] = _nhwc_kernel(ins.split()[0], c, channels, op, name)
-        y = cp.empty((n, h, w, channels), np.int8)
-        pixels = n * h * w
-        k((-(-pixels // 256),), (256,), (x, y, np.int64(pixels), np.int32(h * w)))
+            k = self._kernels[key] = _nhwc_kernel(ins.split()[0], x.shape, channels, fold, op, name)
+        n, _, h, w = x.shape
+        y = cp.empty((n, -(-h // fold), -(-w // fold), fold * fold * channels), np.int8)
+        pixels = y.size // y.shape[-1]
+        k((-(-pixels // 256),), (256,), (x, y, np.int64(pixels)))
         return y
 
     def requantize(self, v):
@@ -340,30 +342,48 @@ class Recipe:
             *(None if d is None else np.dtype(d).name for d in dtypes)), _epilogue_source)(*args)
 
 
-def _nhwc_kernel(in_type: str, c: int, channels: int, op: str, name: str):
-    """A RawKernel quantizing NCHW pixels into NHWC int8 words: thread per pixel, `op` from
-    _quantize_source (x -> q) per channel, channels beyond c zero."""
+def _nhwc_kernel(in_type: str, shape: tuple, channels: int, fold: int, op: str, name: str):
+    """A RawKernel quantizing an NCHW image (n, c, h, w) into NHWC int8 words: a thread per output pixel,
+    `op` from _quantize_source (x -> q) per channel, channels beyond c zero. fold 2: space-to-depth, each
+    output pixel the 2 x 2 input pixels (dy, dx) it covers, in that order (zero beyond the image)."""
+    _, c, h, w = shape
+    h2, w2 = -(-h // fold), -(-w // fold)
     words = []
-    for word in range(channels // 4):
-        parts = []
-        for b in range(4):
-            ch = word * 4 + b
-            if ch < c:
-                parts.append(f"{{ const {C_TYPES[in_type]} x = src[{ch} * (long long)hw]; signed char q; {op} "
-                             f"v |= (unsigned)(unsigned char)q << {8 * b}; }}")
-        words.append(f"{{ unsigned v = 0; {' '.join(parts)} dst[{word}] = v; }}")
-    kname = f"{name}_nhwc{c}x{channels}"
+    for dy in range(fold):
+        for dx in range(fold):
+            inside = f"wb_y * {fold} + {dy} < {h} && wb_x * {fold} + {dx} < {w}"
+            at = f"src + (wb_y * {fold} + {dy}) * {w} + wb_x * {fold} + {dx}"
+            for word in range(channels // 4):
+                parts = [f"{{ const {C_TYPES[in_type]} x = ({at})[{ch} * {h * w}LL]; signed char q; {op} "
+                         f"v |= (unsigned)(unsigned char)q << {8 * (ch - word * 4)}; }}"
+                         for ch in range(word * 4, min(word * 4 + 4, c))]
+                words.append(f"{{ unsigned v = 0; if ({inside}) {{ {' '.join(parts)} }} *dst++ = v; }}")
+    kname = f"{name}_nhwc{c}x{channels}f{fold}_{h}x{w}"
     code = _FP8_PREAMBLE + HALF_TYPE + f"""
 extern "C" __global__ void {kname}(const {C_TYPES[in_type]}* __restrict__ X, unsigned* __restrict__ Y,
-                                   long long pixels, int hw) {{
+                                   long long pixels) {{
   const long long p = blockIdx.x * 256LL + threadIdx.x;
   if (p >= pixels) return;
-  const {C_TYPES[in_type]}* src = X + (p / hw) * {c} * (long long)hw + p % hw;
-  unsigned* dst = Y + p * {channels // 4};
+  const int wb_x = (int)(p % {w2}), wb_y = (int)(p / {w2} % {h2});
+  const {C_TYPES[in_type]}* src = X + p / {h2 * w2} * {c * h * w}LL;
+  unsigned* dst = Y + p * {fold * fold * channels // 4};
   {" ".join(words)}
 }}
 """
     return cp.RawKernel(code, kname)
+
+
+def space_to_depth(g, channels: int) -> dict:
+    """A stride-2 convolution over `channels` (padded) input channels as a stride-1 one over the image
+    folded 2 x 2 into 4 * channels: tap r of the original is tap (r + oy) // 2, sub-row (r + oy) % 2 of
+    the folded one, with oy = 2 * ceil(pad / 2) - pad (the same across). The RGB stem then reads 16-byte
+    units (4 pixels of 4 channels) where it read 4-byte ones."""
+    (pt, pl), (h, w) = g.pad_begin, (g.h, g.w)
+    ay, ax = -(-pt // 2), -(-pl // 2)
+    oy, ox = 2 * ay - pt, 2 * ax - pl
+    return {"h": -(-h // 2), "w": -(-w // 2), "c": 4 * channels, "r": -(-(g.r + oy) // 2),
+            "s": -(-(g.s + ox) // 2), "p": g.p, "q": g.q, "stride": [1, 1], "dilation": [1, 1], "pad": [ay, ax],
+            "offset": [oy, ox]}
 
 
 def _host(x):
@@ -570,24 +590,54 @@ class Int8Implicit:
 
     @staticmethod
     def candidates(site, level):
-        return _mma_candidates(site, level, _patch_k(geometry(site)))
+        g = geometry(site)
+        plain = _mma_candidates(site, level, _patch_k(g))
+        if not _foldable(g):
+            return plain
+        folded = space_to_depth(g, -(-g.c // 4) * 4)
+        k = folded["r"] * folded["s"] * folded["c"]
+        return [dict(c, fold=2) for c in _mma_candidates(site, level, k)] + plain[:2]
 
     @staticmethod
     def prepare(site, params, dev):
         recipe = Recipe(site)
         g = geometry(site)
-        cp_, kp = -(-g.c // 4) * 4, _patch_k(g)
+        cp_ = -(-g.c // 4) * 4
+        fold = int(params.get("fold", 1))
+        if fold == 2 and not _foldable(g):
+            raise ValueError("space-to-depth needs a stride-2, undilated convolution over fewer than 16 channels")
+        conv = space_to_depth(g, cp_) if fold == 2 else imma.patches(g, cp_)
+        kp = _patch_k(g) if fold == 1 else conv["r"] * conv["s"] * conv["c"]
 
-        def rows(args):  # NHWC int8 with cp_ channels
-            return recipe.quantize_nhwc(args[0], cp_)
+        def rows(args):  # NHWC int8 with cp_ channels (folded: 4 * cp_)
+            return recipe.quantize_nhwc(args[0], cp_, fold)
 
-        def weights(w):  # (K, C, R, S) -> (K, R * S * cp_) padded to kp, K-contiguous
+        def weights(w):  # (K, C, R, S) -> (K, kp): K-contiguous in the order the patches are read
+            if fold == 2:
+                return _folded_weights(w, conv, cp_)
             krsc = _pad_channels(w.transpose(0, 2, 3, 1), cp_ - g.c).reshape(g.k, -1)
             return cp.ascontiguousarray(_pad_channels(krsc, kp - krsc.shape[1]))
 
         return _mma_kernel(site, params, dev, kp, g.r * g.s * g.c, rows,
-                           lambda args: dev.derive(args[1], ("int8-patch-weights", kp), weights, site.const[1]),
-                           imma.patches(g, cp_), "int8-implicit")
+                           lambda args: dev.derive(args[1], ("int8-patch-weights", kp, fold), weights, site.const[1]),
+                           conv, "int8-implicit" + (":s2d" if fold == 2 else ""))
+
+
+def _foldable(g) -> bool:
+    """Whether space-to-depth helps: stride 2, no dilation, and channels too few for 16-byte loads."""
+    return g.stride == (2, 2) and g.dilation == (1, 1) and -(-g.c // 4) * 4 % 16 != 0
+
+
+def _folded_weights(w, conv: dict, channels: int):
+    """(K, C, R, S) weights for the space-to-depth convolution (space_to_depth): (K, R2 * S2 * 4 * channels),
+    tap (r, s) at folded tap ((r + oy) // 2, (s + ox) // 2), sub-pixel ((r + oy) % 2, (s + ox) % 2)."""
+    k, c, r, s = w.shape
+    oy, ox = conv["offset"]
+    out = cp.zeros((k, conv["r"], conv["s"], 2, 2, channels), w.dtype)
+    for i in range(r):
+        for j in range(s):
+            out[:, (i + oy) // 2, (j + ox) // 2, (i + oy) % 2, (j + ox) % 2, :c] = w[:, :, i, j]
+    return out.reshape(k, -1)
 
 
 def _patch_k(g) -> int:
@@ -694,6 +744,16 @@ def _pad_channels(nhwc, pad: int):
     out = cp.zeros(nhwc.shape[:-1] + (nhwc.shape[-1] + pad,), nhwc.dtype)
     out[..., :nhwc.shape[-1]] = nhwc
     return out
+
+
+def _fold(nhwc, fold: int):
+    """(n, h, w, c) -> (n, ceil(h / fold), ceil(w / fold), fold * fold * c): space-to-depth, zero beyond."""
+    n, h, w, c = nhwc.shape
+    h2, w2 = -(-h // fold), -(-w // fold)
+    padded = cp.zeros((n, h2 * fold, w2 * fold, c), nhwc.dtype)
+    padded[:, :h, :w] = nhwc
+    folded = padded.reshape(n, h2, fold, w2, fold, c).transpose(0, 1, 3, 2, 4, 5)
+    return cp.ascontiguousarray(folded).reshape(n, h2, w2, fold * fold * c)
 
 
 def _conv_as_fp16(site, params, dev, fp8: bool) -> Kernel:
