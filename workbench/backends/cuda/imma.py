@@ -286,11 +286,12 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
         wb_ldm4(r, Bs + (wn * {wtn} + j * 8 + (lane & 7) + (lane >> 4) * 8) * {LDS} + kk + ((lane >> 3) & 1) * 16);
         b[j][0] = r[0]; b[j][1] = r[1]; b[j + 1][0] = r[2]; b[j + 1][1] = r[3];
       }}
+      // not volatile: the products only touch registers, so they may move past the next fragment loads
 #pragma unroll
       for (int i = 0; i < {mt}; ++i)
 #pragma unroll
         for (int j = 0; j < {nt}; ++j)
-          asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, "
+          asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, "
                        "{{%8,%9}}, {{%0,%1,%2,%3}};\\n"
                        : "+r"(accs[i][j][0]), "+r"(accs[i][j][1]), "+r"(accs[i][j][2]), "+r"(accs[i][j][3])
                        : "r"(a[i][0]), "r"(a[i][1]), "r"(a[i][2]), "r"(a[i][3]), "r"(b[j][0]), "r"(b[j][1]));
