@@ -1,22 +1,26 @@
-"""An int8 tensor-core GEMM with a quantized layer's epilogue fused, generated per recipe and tile.
+"""An int8 tensor-core GEMM with a quantized layer's epilogue fused, generated per recipe and configuration.
 
     Y (M, N) = epilogue(Xq (M, K) . Wq (N, K)^T)      Xq, Wq int8, K-contiguous (the TN layout)
 
-cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1 convolutions once
-a per-channel requantization is attached (cuBLASLt takes no per-channel alpha for int8; cuDNN sends
-a graph with a per-channel multiply to its runtime-fusion engine, 0.39 ms where bandwidth allows
-0.15 ms at 56x56x256, b256). Those layers are memory-bound: this kernel reads int8, accumulates in
-registers and writes int8 (or fp16) once, with the epilogue's exact statements (the CPU kernel's
-order, so the result is bit-identical to it). Measured (H100): 0.17 ms there without the epilogue,
-0.49 ms with it; the per-value epilogue is what is left to make cheap (benchmarks/NOTES-gpu.md).
+or, for a convolution (`conv`, an implicit GEMM), Xq's rows are the patches of an NHWC int8 image,
+read in place. cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1
+convolutions once a per-channel requantization is attached (cuBLASLt takes no per-channel alpha for
+int8; cuDNN sends a graph with a per-channel multiply to its runtime-fusion engine, 0.38 ms where
+bandwidth allows 0.15 ms at 56x56x256, b256). This kernel reads int8, accumulates in registers and
+writes int8 (or fp16) once; the epilogue is the caller's C statements (quantized.folded_lines: one
+multiply-add per value). Measured (H100, probe_imma.py): 0.25 ms there; the RGB stem (7x7/2, C=3)
+0.58 ms against cuDNN's 1.1 ms (fp16 conv + rounding pass). Its main loop reaches 200-400 TOP/s, a
+fraction of what Hopper's int8 tensor cores do through wgmma: compute-bound products (BERT's) stay
+faster in cuBLAS fp16.
 
 Each block of 256 threads (8 warps) computes a BM x BN tile: 64-byte K slices of X and W go to
-shared memory (rows padded to 80 bytes: the fragment reads are then free of bank conflicts), each
-warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the epilogue stages the tile's outputs
-in shared memory so that global stores are whole 16-byte vectors.
+shared memory through cp.async, `stages` of them in flight (rows padded to 80 bytes: ldmatrix reads
+them free of bank conflicts), each warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the
+epilogue stages the tile's outputs in shared memory so that global stores are whole 16-byte vectors.
+A residual tile is loaded with the first K slice where shared memory allows.
 
-    >>> k = ImmaKernel(epilogue_lines(recipe), "int8", True, "int8", 64, 128)
-    >>> k(xq, wq, unit, bias, residual, y)           # CuPy arrays, y (M, N) preallocated
+    >>> k = ImmaKernel(folded_lines(r, True), ("alpha", "beta"), "int8", "int8", 128, 128, 1)
+    >>> k(xq, wq, alpha, beta, residual, y)          # CuPy arrays, y (M, N) preallocated
 """
 from __future__ import annotations
 
