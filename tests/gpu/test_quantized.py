@@ -264,6 +264,19 @@ def test_imma_product_is_exact(tile, stages, rows, k, n):
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
 
 
+def _residual(rng, kind: str | None, shape: tuple, attrs: dict):
+    """A residual input: int8 grid integers (r_scale set in attrs), float16 values, or None."""
+    if kind == "int8":
+        attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
+        return rng.integers(-127, 128, shape).astype(np.int8)
+    return (rng.standard_normal(shape) * 20).astype(np.float16) if kind else None
+
+
+def _as_read(r):
+    """The residual as the CPU kernel takes it: grid integers as they are, floats as float32."""
+    return r if r is None or r.dtype == np.int8 else r.astype(np.float32)
+
+
 def _within_a_step(got, want):
     from workbench.backends.cuda.select import BUILD_TOLERANCE_SCALE
     from workbench.backends.cuda.site import GRID_TOLERANCE, mismatch
@@ -315,14 +328,8 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     x = rng.integers(-127, 128, (n, c, h, h)).astype(np.int8)
     w = rng.integers(-127, 128, (k, c, 1, 1)).astype(np.int8)
     b = rng.integers(-5000, 5000, k).astype(np.int32)
-    r = None
-    if residual == "int8":
-        r = rng.integers(-127, 128, (n, k, out, out)).astype(np.int8)
-        attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
-    elif residual:
-        r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
-    want = qlinear_conv_fused(x, w, b, None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)),
-                              **attrs)
+    r = _residual(rng, residual, (n, k, out, out), attrs)
+    want = qlinear_conv_fused(x, w, b, _as_read(r), **attrs)
     got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": tile, "stages": stages},
                      const=(1, 2), domain="workbench", out_dtype="int8")[0]
     _within_a_step(got, want)
@@ -362,12 +369,7 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
     w = rng.integers(-127, 128, (k, c, kernel, kernel)).astype(np.int8)
     b = rng.integers(-5000, 5000, k).astype(np.int32)
     out = (h + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
-    r = None
-    if residual == "int8":
-        r = rng.integers(-127, 128, (n, k, out, out)).astype(np.int8)
-        attrs.update(r_scale=float(np.float32(0.03)), r_zero_point=0)
-    elif residual:
-        r = (rng.standard_normal((n, k, out, out)) * 20).astype(np.float16)
+    r = _residual(rng, residual, (n, k, out, out), attrs)
     kp = -(-(kernel * kernel * -(-c // 4) * 4) // 16) * 16
     if fold == 2:
         g = Geometry(n, c, h, h, k, c, kernel, kernel, 1, (2, 2), (1, 1), (pad, pad), (pad, pad), out, out)
@@ -375,8 +377,7 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
         kp = folded["r"] * folded["s"] * folded["c"]
     found = configs(k, kp, "int8", residual)
     bm, bn, stages = found[config % len(found)]
-    want = qlinear_conv_fused(x if x_dtype == "int8" else x.astype(np.float32), w, b,
-                              None if r is None else (r if r.dtype == np.int8 else r.astype(np.float32)), **attrs)
+    want = qlinear_conv_fused(x if x_dtype == "int8" else x.astype(np.float32), w, b, _as_read(r), **attrs)
     got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
                      params={"tile": [bm, bn], "stages": stages, "fold": fold}, domain="workbench", out_dtype="int8",
                      channels_last=(0, 3) if x_dtype == "int8" else ())[0]

@@ -664,7 +664,7 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     residual = _residual_dtype(site)
     has_bias = site.present(2)
     r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
-    small = k_real * 128 * 127 < 2 ** 22  # |acc| bound: centred int8 X times weights in [-127, 127]
+    small = k_real * 128 * 128 < 2 ** 22  # |acc| bound: centred int8 X times int8 weights (Q/DQ models: -128)
     default = imma.configs(n, k, recipe.out, residual)[0]
     bm, bn = params.get("tile", default[:2])
     stages = int(params.get("stages", default[2]))
