@@ -328,3 +328,26 @@ def test_stream_kernel_sources_keep_their_own_names_apart(fake_cuda):
     assert "wb_r[wb_u] = r_p[wb_i[wb_u]];" in code and "wb_x[wb_u] = x_p[wb_i[wb_u]];" in code
     with pytest.raises(ValueError, match="rows"):
         stream.source(stream._params("float32 rows"), outs, "y = 0;", "k", "", (False,))
+
+
+@pytest.mark.parametrize("major,optin,why,largest", [
+    (9, 227 << 10, None, 112 << 10),   # Hopper: the kernel's own cap
+    (8, 99 << 10, None, 99 << 10),     # consumer Ampere / Ada: what the device offers
+    (7, 64 << 10, "compute capability 8.0", None),
+])
+def test_the_int8_kernel_fits_the_device(fake_cuda, monkeypatch, major, optin, why, largest):
+    """Configurations follow the device's shared memory; pre-Ampere devices are refused with the reason."""
+    from tests.gpu import fakecupy
+
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    props = {"name": b"FakeGPU", "major": major, "minor": 0, "sharedMemPerBlockOptin": optin}
+    monkeypatch.setattr(fakecupy.cuda.runtime, "getDeviceProperties", lambda i: props)
+    imma._device.cache_clear()
+    try:
+        reason = imma.fits(1024, 1024, "float16", "float16")
+        assert (reason is None) if why is None else (why in reason)
+        if largest is not None:
+            found = imma.configs(1024, 1024, "float16", "float16")
+            assert found and all(imma.layout(*c, "float16", "float16")["bytes"] <= largest for c in found)
+    finally:
+        imma._device.cache_clear()

@@ -24,6 +24,7 @@ A residual tile is loaded with the first K slice where shared memory allows.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
@@ -38,6 +39,7 @@ THREADS = 256
 BK = 64
 LDS = BK + 16            # bytes per shared row of X / W
 SHARED_LIMIT = 112 << 10  # dynamic shared memory per block: two blocks still fit an SM (228 KB on Hopper)
+MIN_MAJOR = 8              # mma.sync int8 m16n8k32 and cp.async: Ampere and later
 PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
 MAX_STAGES = 4
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
@@ -81,14 +83,33 @@ def _staged(bm: int, bn: int, dtype: str | None) -> int:
     return bm * (bn * _SIZE[dtype] + 16) if dtype else 0
 
 
+@functools.lru_cache(maxsize=None)
+def _device(device_id: int) -> tuple:
+    props = cp.cuda.runtime.getDeviceProperties(device_id)
+    return int(props.get("major", 0)), int(props.get("sharedMemPerBlockOptin", SHARED_LIMIT))
+
+
+def missing() -> str | None:
+    """Why the current device cannot run the kernel, or None."""
+    major = _device(cp.cuda.Device().id)[0]
+    return None if major >= MIN_MAJOR else f"needs compute capability {MIN_MAJOR}.0+ (mma.sync int8, cp.async)"
+
+
+def shared_limit() -> int:
+    """Shared memory a block may take on the current device: SHARED_LIMIT, or less where the device
+    offers less (consumer Ada and Ampere cards: 99 KB)."""
+    return min(SHARED_LIMIT, _device(cp.cuda.Device().id)[1])
+
+
 def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None) -> dict | None:
     """Shared memory of one configuration, or None where it does not fit: `stages` K slices of X and W
     from offset 0, the outputs staged over them once the product is done, the residual tile in a region
     of its own, loaded with the first slice ("prefetch") where that fits, else after the product."""
     slices, ys, rs = stages * (bm + bn) * LDS, _staged(bm, bn, out), _staged(bm, bn, residual)
-    if max(slices, ys) + rs <= SHARED_LIMIT:
+    limit = shared_limit()
+    if max(slices, ys) + rs <= limit:
         return {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
-    if max(slices, rs + ys) <= SHARED_LIMIT:
+    if max(slices, rs + ys) <= limit:
         return {"bytes": max(slices, rs + ys), "res": 0, "ys": rs, "prefetch": False}
     return None
 
@@ -109,7 +130,9 @@ def configs(n: int, k: int, out: str, residual: str | None = None) -> list:
 
 
 def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
-    """Why the kernel cannot take a product of N outputs over K, or None."""
+    """Why the kernel cannot take a product of N outputs over K on the current device, or None."""
+    if missing():
+        return missing()
     if out not in _SIZE or (residual and residual not in _SIZE):
         return f"output {out} / residual {residual} not handled (int8, uint8, float16, float32)"
     if k % 16 or any(n * _SIZE[d] % 16 for d in (out, residual) if d):
@@ -197,7 +220,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution."""
     shared = layout(bm, bn, stages, out, residual)
     if shared is None:
-        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {SHARED_LIMIT} bytes of shared memory")
+        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
     warps_m = 4 if bm == 128 else 2
     warps_n = THREADS // 32 // warps_m
     wtm, wtn = bm // warps_m, bn // warps_n
