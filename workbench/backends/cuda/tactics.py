@@ -109,7 +109,11 @@ def candidates_for(site, level: int) -> tuple[list, dict]:
     return out, excluded
 
 
+_BOOKKEEPING = ("fallback", "graph_safe")  # params that say how a candidate is treated, not what it is
+
+
 def label(tactic_name: str, params: dict) -> str:
-    """A short readable name for one candidate, e.g. 'cudnn[plan=1]'."""
-    shown = {k: v for k, v in params.items() if k in ("plan", "fused", "upload", "variant", "algo", "split", "tile")}
+    """A short readable name for one candidate, e.g. 'cudnn[plan=1]': every param that tells candidates
+    apart (reports key their timings by it)."""
+    shown = {k: v for k, v in params.items() if k not in _BOOKKEEPING}
     return tactic_name + (f"[{','.join(f'{k}={v}' for k, v in sorted(shown.items()))}]" if shown else "")
