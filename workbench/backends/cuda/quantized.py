@@ -194,7 +194,7 @@ def folded_lines(r: dict, small_acc: bool) -> list:
     accumulator is below 2**22 in magnitude, so it converts to float in two FP32 operations.
     """
     name = (r["act"] or [None])[0]
-    fold = r["grid"] is not None and name in _HOMOGENEOUS
+    fold = _folds_grid(r["grid"], r["act"])
     post = 1.0 / np.float64(r["grid"][0]) if fold else 1.0
     acc = "wb_small_i2f(acc)" if small_acc else "wb_i2f(acc)"
     lines = [f"float v = {f'fmaf({acc}, alpha, beta)' if r['bias'] else f'__fmul_rn({acc}, alpha)'};"]
@@ -221,9 +221,14 @@ def folded_lines(r: dict, small_acc: bool) -> list:
     return lines + [f"y = __fmul_rn((float)({integer} - {int(zp)}), {_f32(s)});"]
 
 
+def _folds_grid(grid, act) -> bool:
+    """Whether the output grid's 1/scale goes into the per-channel multiplier (before the activation)."""
+    return grid is not None and (act or [None])[0] in _HOMOGENEOUS
+
+
 def folded_columns(recipe, bias) -> list:
     """The per-channel vectors folded_lines reads: alpha = unit (/ y_scale), and beta = bias * alpha."""
-    fold = recipe.grid is not None and (recipe.act or [None])[0] in _HOMOGENEOUS
+    fold = _folds_grid(recipe.grid, recipe.act)
     alpha = recipe.unit.astype(np.float64) / (recipe.grid[0] if fold else 1.0)
     columns = [alpha.astype(np.float32)]
     if bias is not None:
@@ -296,11 +301,15 @@ class Recipe:
             k = self._kernels[key] = _elementwise(recipe(), source)
         return k
 
+    def _quantize_recipe(self, dtype, out: str) -> dict:
+        """What _quantize_source needs to turn X of `dtype` into `out`."""
+        return {"in": np.dtype(dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale, "lo": self.lo,
+                "hi": self.hi, "offset": self.offset}
+
     def quantize(self, x_view, out: str = "int8"):
         """What the product reads (see _quantize_source), contiguous, from X in any strides."""
-        return self._kernel(("q", x_view.dtype, out), lambda: {
-            "in": np.dtype(x_view.dtype).name, "out": out, "fp8": self.fp8, "scale": self.x_scale, "lo": self.lo,
-            "hi": self.hi, "offset": self.offset}, _quantize_source)(x_view)
+        return self._kernel(("q", x_view.dtype, out), lambda: self._quantize_recipe(x_view.dtype, out),
+                            _quantize_source)(x_view)
 
     def quantize_nhwc(self, x, channels: int, fold: int = 1):
         """X (N, C, H, W) as int8 NHWC with `channels` >= C (the rest zero), for the implicit GEMM, and
@@ -314,9 +323,7 @@ class Recipe:
         key = ("nhwc", x.dtype, x.shape, channels, fold)
         k = self._kernels.get(key)
         if k is None:
-            ins, _, op, name = _quantize_source({"in": np.dtype(x.dtype).name, "out": "int8", "fp8": False,
-                                                 "scale": self.x_scale, "lo": self.lo, "hi": self.hi,
-                                                 "offset": self.offset})
+            ins, _, op, name = _quantize_source(self._quantize_recipe(x.dtype, "int8"))
             k = self._kernels[key] = _nhwc_kernel(ins.split()[0], x.shape, channels, fold, op, name)
         n, _, h, w = x.shape
         y = cp.empty((n, -(-h // fold), -(-w // fold), fold * fold * channels), np.int8)
@@ -330,7 +337,7 @@ class Recipe:
                                                      "y_int": self.y_int}, _requantize_source)(v)
 
     def epilogue_recipe(self, acc: str, bias: str | None, residual: str | None) -> dict:
-        """What the epilogue statements (epilogue_lines) need, for these operand dtypes."""
+        """What the epilogue statements (epilogue_lines, folded_lines) need, for these operand dtypes."""
         return {"acc": acc, "bias": bias, "residual": residual, "r_grid": self.r_grid if residual in INTS else None,
                 "fp8": self.fp8, "act": self.act, "grid": self.grid, "fp8_grid": self.fp8_grid, "y_int": self.y_int,
                 "out": self.out}
@@ -595,23 +602,20 @@ class Int8Implicit:
         g = geometry(site)
         if g.c % 16 == 0 and level < EXHAUSTIVE_LEVEL:
             return []  # cuDNN's int8 engines take 16k input channels well (ResNet-50: 0.08 ms against 0.15)
-        plain = _mma_candidates(site, level, _patch_k(g))
+        plain = _mma_candidates(site, level, _implicit_form(g, 1)[1])
         if not _foldable(g):
             return plain
-        folded = space_to_depth(g, -(-g.c // 4) * 4)
-        k = folded["r"] * folded["s"] * folded["c"]
-        return [dict(c, fold=2) for c in _mma_candidates(site, level, k)] + plain[:2]
+        return [dict(c, fold=2) for c in _mma_candidates(site, level, _implicit_form(g, 2)[1])] + plain[:2]
 
     @staticmethod
     def prepare(site, params, dev):
         recipe = Recipe(site)
         g = geometry(site)
-        cp_ = -(-g.c // 4) * 4
+        cp_ = _channels4(g)
         fold = int(params.get("fold", 1))
         if fold == 2 and not _foldable(g):
             raise ValueError("space-to-depth needs a stride-2, undilated convolution over fewer than 16 channels")
-        conv = space_to_depth(g, cp_) if fold == 2 else imma.patches(g, cp_)
-        kp = _patch_k(g) if fold == 1 else conv["r"] * conv["s"] * conv["c"]
+        conv, kp = _implicit_form(g, fold)
 
         def rows(args):  # NHWC int8 with cp_ channels (folded: 4 * cp_)
             return recipe.quantize_nhwc(args[0], cp_, fold)
@@ -629,7 +633,7 @@ class Int8Implicit:
 
 def _foldable(g) -> bool:
     """Whether space-to-depth helps: stride 2, no dilation, and channels too few for 16-byte loads."""
-    return g.stride == (2, 2) and g.dilation == (1, 1) and -(-g.c // 4) * 4 % 16 != 0
+    return g.stride == (2, 2) and g.dilation == (1, 1) and _channels4(g) % 16 != 0
 
 
 def _folded_weights(w, conv: dict, channels: int):
@@ -644,9 +648,22 @@ def _folded_weights(w, conv: dict, channels: int):
     return out.reshape(k, -1)
 
 
+def _implicit_form(g, fold: int) -> tuple:
+    """(the patch loader's geometry, the product's K) for the implicit GEMM, plain or folded 2 x 2."""
+    if fold == 2:
+        conv = space_to_depth(g, _channels4(g))
+        return conv, conv["r"] * conv["s"] * conv["c"]
+    return imma.patches(g, _channels4(g)), _patch_k(g)
+
+
+def _channels4(g) -> int:
+    """Input channels padded to a multiple of 4: whole 32-bit words per pixel for the implicit GEMM."""
+    return -(-g.c // 4) * 4
+
+
 def _patch_k(g) -> int:
     """The implicit GEMM's K: R * S * C with C padded to a multiple of 4, then to a multiple of 16."""
-    return -(-(g.r * g.s * -(-g.c // 4) * 4) // 16) * 16
+    return -(-(g.r * g.s * _channels4(g)) // 16) * 16
 
 
 def _mma_candidates(site, level, k: int) -> list:
