@@ -131,8 +131,9 @@ def configs(n: int, k: int, out: str, residual: str | None = None) -> list:
 
 def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
     """Why the kernel cannot take a product of N outputs over K on the current device, or None."""
-    if missing():
-        return missing()
+    why = missing()
+    if why:
+        return why
     if out not in _SIZE or (residual and residual not in _SIZE):
         return f"output {out} / residual {residual} not handled (int8, uint8, float16, float32)"
     if k % 16 or any(n * _SIZE[d] % 16 for d in (out, residual) if d):
@@ -153,6 +154,7 @@ __device__ inline void wb_cp4(unsigned char* dst, const void* src, bool ok) {
   const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
   asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" :: "r"(s), "l"(src), "r"(ok ? 4 : 0));
 }
+__device__ inline void wb_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ inline void wb_ldm4(unsigned* r, const unsigned char* p) {
   const unsigned s = (unsigned)__cvta_generic_to_shared(p);
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -213,6 +215,17 @@ def _patch_loader(conv: dict, bm: int) -> tuple:
     return setup, loader
 
 
+def _rows_loader(dst: str, src: str, rows: int, first: str, limit: str) -> str:
+    """C loading one K slice of `rows` K-contiguous rows of `src` (X or W) into `dst`: four 16-byte
+    units a row, zeros beyond the operand."""
+    return f"""
+    for (int i = tid; i < {rows * 4}; i += {THREADS}) {{
+      const int row = i >> 2, k = k0 + (i & 3) * 16, r = {first} + row;
+      const bool ok = r < {limit} && k < K;
+      wb_cp16({dst} + row * {LDS} + (i & 3) * 16, ok ? (const void*)({src} + (size_t)r * K + k) : (const void*){src}, ok);
+    }}"""
+
+
 def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
            conv: dict | None = None) -> tuple:
     """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
@@ -247,7 +260,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
             ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
   }}"""
     after = "" if shared["prefetch"] else load_residual + """
-  asm volatile("cp.async.commit_group;\\n" ::);
+  wb_commit();
   asm volatile("cp.async.wait_group 0;\\n" ::);
   __syncthreads();"""
     res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
@@ -258,12 +271,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     col_picks = " ".join(f"const float {c} = {c}s[j][c];" for c in columns)
     body = " ".join(lines)
     stage_bytes = (bm + bn) * LDS
-    setup, x_loader = _patch_loader(conv, bm) if conv else ("", f"""
-    for (int i = tid; i < {bm * 4}; i += {THREADS}) {{
-      const int row = i >> 2, k = k0 + (i & 3) * 16, m = m0 + row;
-      const bool ok = m < M && k < K;
-      wb_cp16(As + row * {LDS} + (i & 3) * 16, ok ? (const void*)(X + (size_t)m * K + k) : (const void*)X, ok);
-    }}""")
+    setup, x_loader = _patch_loader(conv, bm) if conv else ("", _rows_loader("As", "X", bm, "m0", "M"))
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
   extern __shared__ __align__(16) unsigned char smem[];  // {shared["bytes"]} bytes
@@ -281,22 +289,17 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
   // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * LDS} bytes on
   auto load = [&](int s, int k0) {{
     unsigned char* As = smem + s * {stage_bytes};
-    unsigned char* Bs = As + {bm * LDS};{x_loader}
-    for (int i = tid; i < {bn * 4}; i += {THREADS}) {{
-      const int row = i >> 2, k = k0 + (i & 3) * 16, n = n0 + row;
-      const bool ok = n < N && k < K;
-      wb_cp16(Bs + row * {LDS} + (i & 3) * 16, ok ? (const void*)(W + (size_t)n * K + k) : (const void*)W, ok);
-    }}
-    asm volatile("cp.async.commit_group;\\n" ::);
+    unsigned char* Bs = As + {bm * LDS};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N")}
+    wb_commit();
   }};
 {load_residual if shared["prefetch"] else ""}
 #pragma unroll
   for (int s = 0; s < {stages - 1}; ++s)
     if (s < tiles) load(s, s * {BK});
-    else asm volatile("cp.async.commit_group;\\n" ::);
+    else wb_commit();
   for (int kt = 0; kt < tiles; ++kt) {{
     if (kt + {stages - 1} < tiles) load((kt + {stages - 1}) % {stages}, (kt + {stages - 1}) * {BK});
-    else asm volatile("cp.async.commit_group;\\n" ::);
+    else wb_commit();  // an empty group keeps the count the wait below relies on
     asm volatile("cp.async.wait_group {stages - 1};\\n" ::);
     __syncthreads();
     const unsigned char* As = smem + (kt % {stages}) * {stage_bytes};
