@@ -88,19 +88,16 @@ extern "C" __global__ void {name}(const unsigned* __restrict__ X, unsigned* __re
     return name, code
 
 
-def _packed(recipe: dict):
-    key = json.dumps(recipe, sort_keys=True)
+def _kernel(recipe: dict, packed: bool = False):
+    """The compiled pool for a window recipe: the packed RawKernel, or the per-element ElementwiseKernel."""
+    key = (packed, json.dumps(recipe, sort_keys=True))
     if key not in _KERNELS:
-        name, code = _packed_source(recipe)
-        _KERNELS[key] = cp.RawKernel(code, name)
-    return _KERNELS[key]
-
-
-def _kernel(recipe: dict):
-    key = json.dumps(recipe, sort_keys=True)
-    if key not in _KERNELS:
-        ins, outs, body, name = _source(recipe)
-        _KERNELS[key] = cp.ElementwiseKernel(ins, outs, body, name)
+        if packed:
+            name, code = _packed_source(recipe)
+            _KERNELS[key] = cp.RawKernel(code, name)
+        else:
+            ins, outs, body, name = _source(recipe)
+            _KERNELS[key] = cp.ElementwiseKernel(ins, outs, body, name)
     return _KERNELS[key]
 
 
@@ -159,7 +156,8 @@ class Window:
             y = cp.empty((n, geo["p"], geo["q"], geo["c"]), base["out"])
             if packed and nhwc:
                 total = y.size // 4
-                _packed(base)((-(-total // 256),), (256,), (flat.view(np.uint32), y.view(np.uint32), np.int32(total)))
+                _kernel(base, packed=True)((-(-total // 256),), (256,),
+                                           (flat.view(np.uint32), y.view(np.uint32), np.int32(total)))
             else:
                 _kernel(dict(base, nhwc=bool(nhwc)))(flat, y)
             return [y.transpose(0, 3, 1, 2)]
