@@ -1,6 +1,6 @@
 """Probe: the generated int8 tensor-core kernel (backends/cuda/imma.py) on ResNet-50 and BERT shapes.
 
-For each product, tile and pipeline depth: the full epilogue and a trivial one (what the GEMM and memory cost alone),
+For each product, main-loop form (mma.sync, wgmma), tile and pipeline depth: the full epilogue and a trivial one (what the GEMM and memory cost alone),
 next to references: an fp16 cupy.matmul of the same sizes and the bytes moved at 3 TB/s. Also the
 rounding pass on the RGB stem's fp16 output (256x112x112x64).
 
@@ -66,17 +66,20 @@ def stem_implicit(rng) -> dict:
 
     g = Geometry(256, 3, 224, 224, 64, 3, 7, 7, 1, (2, 2), (1, 1), (3, 3), (3, 3), 112, 112)
     plain, folded = imma.patches(g, 4), space_to_depth(g, 4)
+    stage1 = imma.patches(Geometry(256, 64, 56, 56, 64, 64, 3, 3, 1, (1, 1), (1, 1), (1, 1), (1, 1), 56, 56), 64)
     alpha = cp.asarray(rng.uniform(1e-5, 1e-4, 64).astype(np.float32))
     beta = cp.asarray(rng.uniform(-1, 1, 64).astype(np.float32))
-    y = cp.empty((256 * 112 * 112, 64), np.int8)
     lines = folded_lines(recipe("int8", None, "Relu"), True)
     out = {}
-    for label, conv, k in (("plain", plain, 208), ("s2d", folded, folded["r"] * folded["s"] * folded["c"])):
+    for label, conv, k in (("plain", plain, 208), ("s2d", folded, folded["r"] * folded["s"] * folded["c"]),
+                           ("stage-1 3x3", stage1, 576)):
+        y = cp.empty((256 * conv["p"] * conv["q"], 64), np.int8)
         x = cp.asarray(rng.integers(-127, 128, (256, conv["h"], conv["w"], conv["c"]), dtype=np.int8))
         w = cp.asarray(rng.integers(-127, 128, (64, k), dtype=np.int8))
-        for bm, bn, stages in imma.configs(64, k, "int8"):
-            kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, conv)
-            out[f"stem {label} {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
+        for mma in imma.forms():
+            for bm, bn, stages in imma.configs(64, k, "int8", None, mma):
+                kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, conv, mma)
+                out[f"stem {label} {mma} {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
         del x, w
     image = cp.asarray(rng.standard_normal((256, 3, 224, 224)), cp.float32)
     _, _, op, name = _quantize_source({"in": "float32", "out": "int8", "fp8": False, "scale": 0.02, "lo": -128,
@@ -115,18 +118,17 @@ def main():
         r = recipe(out, residual, act)
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
-            for bm, bn in imma.TILES:
-                for stages in range(1, min(-(-k // imma.BK), imma.MAX_STAGES) + 1):
-                    if imma.layout(bm, bn, stages, out, residual) is None:
-                        continue
-                    label = f"{vname} {bm}x{bn}x{stages}"
-                    try:
-                        kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages)
-                        row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
-                        row[label + " registers, local bytes"] = [kern.kernel.attributes.get(a) for a in
-                                                                  ("num_regs", "local_size_bytes")]
-                    except Exception as e:  # noqa: BLE001
-                        row[label] = f"{type(e).__name__}: {e}"[:200]
+            for mma, bm, bn, stages in [(f, *t, s) for f in imma.forms() for t in imma.TILES
+                                        for s in imma.stage_range(k, f)]:
+                if imma.layout(bm, bn, stages, out, residual, mma) is None:
+                    continue
+                label = f"{vname} {mma} {bm}x{bn}x{stages}"
+                try:
+                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma)
+                    row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
+                    row[label + " registers, local bytes"] = list(kern.registers())
+                except Exception as e:  # noqa: BLE001
+                    row[label] = f"{type(e).__name__}: {e}"[:200]
         results[name] = row
         best = min((v, kk) for kk, v in row.items() if isinstance(v, float) and kk.startswith("full"))
         print(f"{name:24s} fp16 matmul {row['fp16_matmul_ms']:.3f}  bytes {row['bytes_at_3TBps_ms']:.3f}  "

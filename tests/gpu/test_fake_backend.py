@@ -8,6 +8,7 @@ machine with a real GPU the real tests in this folder cover the rest, so this mo
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import numpy as np
@@ -349,5 +350,23 @@ def test_the_int8_kernel_fits_the_device(fake_cuda, monkeypatch, major, optin, w
         if largest is not None:
             found = imma.configs(1024, 1024, "float16", "float16")
             assert found and all(imma.layout(*c, "float16", "float16")["bytes"] <= largest for c in found)
+        assert imma.forms() == {9: ["wgmma", "sync"], 8: ["sync"], 7: []}[major]
+        assert (imma.missing("wgmma") is None) == (major == 9)
     finally:
         imma._device.cache_clear()
+
+
+@pytest.mark.parametrize("tile,n", [((128, 128), 128), ((128, 64), 64), ((64, 128), 64), ((64, 64), 32)])
+def test_wgmma_source_takes_one_instruction_shape_per_tile(fake_cuda, tile, n):
+    """A warpgroup holds 64 rows and the tile's columns split between the warpgroups left over; the
+    operands' K slices are unpadded (core matrices), so a wgmma stage takes less shared memory."""
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    _, code = imma.source(["y = (float)acc;"], (), None, "float32", *tile, 3, mma="wgmma")
+    shapes = set(re.findall(r"wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k32\.s32\.s8\.s8", code))
+    assert shapes == {str(n)}
+    assert f"accs[0][{n // 8 - 1}][3]" in code and f"accs[0][{n // 8}][0]" not in code
+    assert "fence.proxy.async" in code and "ldmatrix" not in code.split("extern \"C\"")[1]
+    wg, sync = imma.layout(*tile, 3, "float32", None, "wgmma"), imma.layout(*tile, 3, "float32")
+    assert wg["bytes"] <= sync["bytes"]
+    with pytest.raises(ValueError, match="at least 3 stages"):
+        imma.source(["y = (float)acc;"], (), None, "float32", *tile, 2, mma="wgmma")

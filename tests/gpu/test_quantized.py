@@ -243,23 +243,35 @@ def test_max_pool_moves_grid_integers(dtype, channels, nhwc):
 
 
 # ------------------------------------------------------------------------------- the generated int8 kernel
+def _runs(mma: str) -> str:
+    """The main-loop form, or a skip where this device cannot run it (wgmma: sm_90a only)."""
+    from workbench.backends.cuda.imma import missing
+
+    why = missing(mma)
+    if why:
+        pytest.skip(why)
+    return mma
+
+
 @pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
-@pytest.mark.parametrize("stages", [1, 2, 4])
+@pytest.mark.parametrize("mma,stages", [("sync", 1), ("sync", 2), ("sync", 4), ("wgmma", 3), ("wgmma", 4),
+                                        ("wgmma", 5)])
 @pytest.mark.parametrize("rows,k,n", [(300, 80, 48), (384, 784, 200), (130, 64, 96), (4096, 1024, 256)])
-def test_imma_product_is_exact(tile, stages, rows, k, n):
+def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     """The tensor-core product alone (acc written as float32, exact below 2**24): tails in every dimension,
-    one K slice, several (the cp.async pipeline at each depth) and a K tail of 16."""
+    one K slice, several (the cp.async pipeline at each depth) and a K tail of 16, in both loop forms."""
     import cupy as cp
 
     from workbench.backends.cuda.imma import ImmaKernel, layout
 
-    if layout(*tile, stages, "float32") is None:
+    _runs(mma)
+    if layout(*tile, stages, "float32", None, mma) is None:
         pytest.skip(f"tile {tile} with {stages} stages does not fit shared memory with float32 outputs")
     rng = np.random.default_rng()
     x = rng.integers(-128, 128, (rows, k)).astype(np.int8)
     w = rng.integers(-127, 128, (n, k)).astype(np.int8)
     y = cp.empty((rows, n), np.float32)
-    ImmaKernel(["y = (float)acc;"], (), None, "float32", *tile, stages)(cp.asarray(x), cp.asarray(w), None, y)
+    ImmaKernel(["y = (float)acc;"], (), None, "float32", *tile, stages, mma=mma)(cp.asarray(x), cp.asarray(w), None, y)
     want = x.astype(np.int64) @ w.astype(np.int64).T
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
 
@@ -289,13 +301,14 @@ def _within_a_step(got, want):
 
 
 @pytest.mark.parametrize("config", range(4))
+@pytest.mark.parametrize("mma", ["sync", "wgmma"])
 @pytest.mark.parametrize("rows,k,n,out,act", [(300, 80, 48, "int8", "Relu"), (384, 768, 200, "float16", "Gelu"),
                                               (130, 64, 96, "float32", None), (256, 3072, 64, "int8", "Gelu")])
-def test_int8_mma_qgemm(config, rows, k, n, out, act):
+def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
     """Each configuration the tactic would time (imma.configs)."""
     from workbench.backends.cuda.imma import configs
 
-    found = configs(n, k, out)
+    found = configs(n, k, out, None, _runs(mma))
     if config >= len(found):
         pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
     bm, bn, stages = found[config]
@@ -306,18 +319,20 @@ def test_int8_mma_qgemm(config, rows, k, n, out, act):
     extra = dict(y_scale=float(np.float32(0.5)), y_zero_point=0, y_dtype="int8", y_quantized=1) if out == "int8" else {}
     attrs = _attrs(n, rng, act, **extra)
     want = qgemm(x, w, b, **attrs)
-    got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8", params={"tile": [bm, bn], "stages": stages},
-                     const=(1, 2), domain="workbench", out_dtype=out)[0]
+    got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8",
+                     params={"tile": [bm, bn], "stages": stages, "mma": mma}, const=(1, 2), domain="workbench",
+                     out_dtype=out)[0]
     _within_a_step(got, want.astype(got.dtype) if out != "int8" else want)
 
 
 @pytest.mark.parametrize("stride,residual,zero_point", [(1, "int8", 0), (1, "float16", 3), (2, None, -5)])
-@pytest.mark.parametrize("tile,stages,c", [([128, 64], 1, 64), ([128, 128], 2, 128)])
-def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c):
+@pytest.mark.parametrize("tile,stages,c,mma", [([128, 64], 1, 64, "sync"), ([128, 128], 2, 128, "sync"),
+                                              ([128, 64], 3, 64, "wgmma"), ([128, 128], 4, 128, "wgmma")])
+def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c, mma):
     """The residual loaded with the first K slice where shared memory allows, else after the product."""
     from workbench.backends.cuda.imma import layout
 
-    if layout(*tile, stages, "int8", residual) is None:
+    if layout(*tile, stages, "int8", residual, _runs(mma)) is None:
         pytest.skip(f"tile {tile} with {stages} stages does not fit a {residual} residual")
     rng = np.random.default_rng()
     n, h, k = 2, 14, 128
@@ -330,8 +345,9 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     b = rng.integers(-5000, 5000, k).astype(np.int32)
     r = _residual(rng, residual, (n, k, out, out), attrs)
     want = qlinear_conv_fused(x, w, b, _as_read(r), **attrs)
-    got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8", params={"tile": tile, "stages": stages},
-                     const=(1, 2), domain="workbench", out_dtype="int8")[0]
+    got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8",
+                     params={"tile": tile, "stages": stages, "mma": mma}, const=(1, 2), domain="workbench",
+                     out_dtype="int8")[0]
     _within_a_step(got, want)
 
 
@@ -348,7 +364,8 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
 ])
 @pytest.mark.parametrize("config", range(2))
 @pytest.mark.parametrize("fold", [1, 2])
-def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config, fold):
+@pytest.mark.parametrize("mma", ["sync", "wgmma"])
+def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype, config, fold, mma):
     """Patches read in place (implicit GEMM) against the CPU kernel; rows (output pixels) with tails;
     X quantized from NCHW into NHWC int8 with its channels padded, or folded space-to-depth (fold 2)."""
     from workbench.backends.cuda.conv import Geometry
@@ -375,10 +392,11 @@ def test_int8_implicit_conv(c, kernel, stride, pad, dilation, residual, x_dtype,
         g = Geometry(n, c, h, h, k, c, kernel, kernel, 1, (2, 2), (1, 1), (pad, pad), (pad, pad), out, out)
         folded = space_to_depth(g, -(-c // 4) * 4)
         kp = folded["r"] * folded["s"] * folded["c"]
-    found = configs(k, kp, "int8", residual)
+    found = configs(k, kp, "int8", residual, _runs(mma))
     bm, bn, stages = found[config % len(found)]
     want = qlinear_conv_fused(x if x_dtype == "int8" else x.astype(np.float32), w, b, _as_read(r), **attrs)
     got = run_tactic("int8-implicit", "QLinearConvFused", [x, w, b, r], attrs, "int8", const=(1, 2),
-                     params={"tile": [bm, bn], "stages": stages, "fold": fold}, domain="workbench", out_dtype="int8",
+                     params={"tile": [bm, bn], "stages": stages, "fold": fold, "mma": mma}, domain="workbench",
+                     out_dtype="int8",
                      channels_last=(0, 3) if x_dtype == "int8" else ())[0]
     _within_a_step(got, want)

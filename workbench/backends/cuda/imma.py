@@ -30,6 +30,7 @@ import json
 
 import numpy as np
 
+from .archcode import ArchKernel
 from .device import cp
 from .pointwise import _PREAMBLE
 from .stream import C_TYPES as _C
@@ -42,6 +43,13 @@ SHARED_LIMIT = 112 << 10  # dynamic shared memory per block: two blocks still fi
 MIN_MAJOR = 8              # mma.sync int8 m16n8k32 and cp.async: Ampere and later
 PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
 MAX_STAGES = 4
+# The main loop's two forms: "sync" (mma.sync, any sm_80+ card) and "wgmma" (Hopper's warpgroup MMA, sm_90a
+# only: the "a" target runs on no later architecture). wgmma reads both operands from shared memory laid
+# out in 8-row x 16-byte core matrices (no swizzle), so a K slice's rows are unpadded there.
+FORMS = ("sync", "wgmma")
+ROW_BYTES = {"sync": LDS, "wgmma": BK}
+WGMMA_MAJOR = 9
+WGMMA_STAGES = (3, 5)      # slots: one being read by a wgmma in flight, one by the next, the rest loading
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
@@ -89,10 +97,17 @@ def _device(device_id: int) -> tuple:
     return int(props.get("major", 0)), int(props.get("sharedMemPerBlockOptin", SHARED_LIMIT))
 
 
-def missing() -> str | None:
-    """Why the current device cannot run the kernel, or None."""
+def missing(mma: str = "sync") -> str | None:
+    """Why the current device cannot run the kernel's `mma` form, or None."""
     major = _device(cp.cuda.Device().id)[0]
+    if mma == "wgmma":
+        return None if major == WGMMA_MAJOR else f"wgmma needs compute capability {WGMMA_MAJOR}.0 (sm_90a), got {major}"
     return None if major >= MIN_MAJOR else f"needs compute capability {MIN_MAJOR}.0+ (mma.sync int8, cp.async)"
+
+
+def forms() -> list:
+    """The main-loop forms the current device runs, the one expected fastest first."""
+    return [f for f in reversed(FORMS) if not missing(f)]
 
 
 def shared_limit() -> int:
@@ -101,11 +116,11 @@ def shared_limit() -> int:
     return min(SHARED_LIMIT, _device(cp.cuda.Device().id)[1])
 
 
-def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None) -> dict | None:
+def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None, mma: str = "sync") -> dict | None:
     """Shared memory of one configuration, or None where it does not fit: `stages` K slices of X and W
     from offset 0, the outputs staged over them once the product is done, the residual tile in a region
     of its own, loaded with the first slice ("prefetch") where that fits, else after the product."""
-    slices, ys, rs = stages * (bm + bn) * LDS, _staged(bm, bn, out), _staged(bm, bn, residual)
+    slices, ys, rs = stages * (bm + bn) * ROW_BYTES[mma], _staged(bm, bn, out), _staged(bm, bn, residual)
     limit = shared_limit()
     if max(slices, ys) + rs <= limit:
         return {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
@@ -114,31 +129,39 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None)
     return None
 
 
-def configs(n: int, k: int, out: str, residual: str | None = None) -> list:
-    """(BM, BN, stages) worth timing, in TILES' order: as many stages as K has slices, up to MAX_STAGES,
-    or fewer where shared memory runs out; tiles twice as wide as N are left out."""
-    found = []
+def stage_range(k: int, mma: str = "sync") -> range:
+    """Pipeline depths for a product over K, deepest first: as many slots as K has slices (two more for
+    wgmma, whose slots also hold the slices read by the products in flight), within the form's bounds."""
     slices = -(-k // BK)
+    if mma == "wgmma":
+        return range(min(slices + 2, WGMMA_STAGES[1]), WGMMA_STAGES[0] - 1, -1)
+    return range(min(slices, MAX_STAGES), 0, -1)
+
+
+def configs(n: int, k: int, out: str, residual: str | None = None, mma: str = "sync") -> list:
+    """(BM, BN, stages) worth timing, in TILES' order: the deepest pipeline of stage_range that fits
+    shared memory; tiles twice as wide as N are left out."""
+    found = []
     for bm, bn in TILES:
         if bn > 64 and n <= 64:
             continue
-        for stages in range(min(slices, MAX_STAGES), 0, -1):
-            if layout(bm, bn, stages, out, residual):
+        for stages in stage_range(k, mma):
+            if layout(bm, bn, stages, out, residual, mma):
                 found.append((bm, bn, stages))
                 break
     return found
 
 
-def fits(n: int, k: int, out: str, residual: str | None = None) -> str | None:
+def fits(n: int, k: int, out: str, residual: str | None = None, mma: str = "sync") -> str | None:
     """Why the kernel cannot take a product of N outputs over K on the current device, or None."""
-    why = missing()
+    why = missing(mma)
     if why:
         return why
     if out not in _SIZE or (residual and residual not in _SIZE):
         return f"output {out} / residual {residual} not handled (int8, uint8, float16, float32)"
     if k % 16 or any(n * _SIZE[d] % 16 for d in (out, residual) if d):
         return f"needs K a multiple of 16 and rows of whole 16-byte vectors, got N={n}, K={k} ({out}, {residual})"
-    if not configs(n, k, out, residual):
+    if not configs(n, k, out, residual, mma):
         return "no tile fits shared memory"
     return None
 
@@ -163,6 +186,32 @@ __device__ inline void wb_ldm4(unsigned* r, const unsigned char* p) {
 template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
 """
 
+# wgmma's shared-memory operand: a descriptor of the start address, the distance between core matrices
+# next to each other in K (LBO) and between 8-row groups (SBO), no swizzle (bits 62-63 zero)
+WGMMA_LBO, WGMMA_SBO = 128, BK // 16 * 128
+_WGMMA = rf"""
+__device__ inline unsigned long long wb_desc(unsigned addr) {{
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)({WGMMA_LBO} >> 4) << 16) |
+         ((unsigned long long)({WGMMA_SBO} >> 4) << 32);
+}}
+"""
+
+
+def _at(mma: str, row: str, k: str) -> str:
+    """C offset, within a stage's X or W region, of byte k (of the 64-byte slice) of row `row`."""
+    if mma == "wgmma":
+        return f"((({row}) >> 3) * {WGMMA_SBO} + (({k}) >> 4) * {WGMMA_LBO} + (({row}) & 7) * 16 + (({k}) & 15))"
+    return f"(({row}) * {LDS} + ({k}))"
+
+
+def _wgmma(n: int) -> str:
+    """C issuing one m64nNk32 s8 x s8 -> s32 product from descriptors da, db into accs[0][j][c]."""
+    regs = n // 2
+    outs = ", ".join(f'"+r"(accs[0][{i // 4}][{i % 4}])' for i in range(regs))
+    dst = ", ".join(f"%{i}" for i in range(regs))
+    return (f'asm volatile("wgmma.mma_async.sync.aligned.m64n{n}k32.s32.s8.s8 {{{dst}}}, %{regs}, %{regs + 1}, 1;\\n"'
+            f' : {outs} : "l"(da), "l"(db));')
+
 
 def patches(g, cp_: int) -> dict:
     """What the implicit-GEMM loader needs of a convolution (conv.Geometry) over NHWC int8 input with
@@ -171,25 +220,34 @@ def patches(g, cp_: int) -> dict:
             "dilation": list(g.dilation), "pad": list(g.pad_begin)}
 
 
-def _patch_loader(conv: dict, bm: int) -> tuple:
+# The thread that loads 16-byte unit u of a slice row: eight consecutive threads take one unit of eight
+# rows, so each quarter warp writes 128 distinct bytes of shared memory (no bank conflicts in either
+# layout) while the warp still reads whole 64-byte row segments from global memory
+_ROW16, _UNIT16 = "(({t} >> 5) * 8 + ({t} & 7))", "(({t} >> 3) & 3)"
+
+
+def _patch_loader(conv: dict, bm: int, mma: str) -> tuple:
     """(per-thread setup, slice loader) C for X as implicit im2col rows: each output pixel's R x S x C
     patch, read in units of 16 bytes where C allows (a multiple of 16), else 4 (one RGBA-like pixel)."""
     unit = 16 if conv["c"] % 16 == 0 else 4
     per_row = BK // unit                 # units per row of a K slice
-    rows_per_pass = THREADS // per_row
+    rows_per_pass = THREADS // per_row   # a multiple of 8, so pass j's rows start a whole number of row groups on
     passes = bm // rows_per_pass
+    row, u = (_ROW16.format(t="tid"), _UNIT16.format(t="tid")) if unit == 16 else \
+        (f"tid / {per_row}", f"tid % {per_row}")
     (sh, sw), (dh, dw), (ph, pw) = conv["stride"], conv["dilation"], conv["pad"]
     pq, q, hw, c = conv["p"] * conv["q"], conv["q"], conv["h"] * conv["w"], conv["c"]
     taps = conv["r"] * conv["s"]
     setup = f"""
-  // implicit im2col: this thread loads unit {"{"}tid % {per_row}{"}"} of rows tid / {per_row} + j * {rows_per_pass}; per row the
-  // offset of its patch's origin and whether the whole patch lies inside the image (most do: no checks)
+  // implicit im2col: this thread loads unit u of rows row + j * {rows_per_pass}; per row the offset of its
+  // patch's origin and whether the whole patch lies inside the image (most do: no checks)
+  const int wb_row = {row}, wb_u = {u};
   int wb_h0[{passes}], wb_w0[{passes}];
   long long wb_base[{passes}];
   bool wb_inside[{passes}];
 #pragma unroll
   for (int j = 0; j < {passes}; ++j) {{
-    const int m = m0 + tid / {per_row} + j * {rows_per_pass};
+    const int m = m0 + wb_row + j * {rows_per_pass};
     const int img = m / {pq}, pix = m % {pq};
     wb_h0[j] = m < M ? (pix / {q}) * {sh} - {ph} : -(1 << 28);
     wb_w0[j] = (pix % {q}) * {sw} - {pw};
@@ -200,99 +258,50 @@ def _patch_loader(conv: dict, bm: int) -> tuple:
     copy = "wb_cp16" if unit == 16 else "wb_cp4"
     loader = f"""
     {{
-      const int k = k0 + (tid % {per_row}) * {unit}, tap = k / {c}, ch = k % {c};
+      const int k = k0 + wb_u * {unit}, tap = k / {c}, ch = k % {c};
       const int dy = tap / {conv["s"]} * {dh}, dx = tap % {conv["s"]} * {dw};  // the tap's place in the patch
       const bool tap_ok = tap < {taps};
       const int off = (dy * {conv["w"]} + dx) * {c} + ch;
-      unsigned char* dst = As + (tid / {per_row}) * {LDS} + (tid % {per_row}) * {unit};
+      unsigned char* dst = As + {_at(mma, "wb_row", f"wb_u * {unit}")};
 #pragma unroll
       for (int j = 0; j < {passes}; ++j) {{
         const bool ok = tap_ok && (wb_inside[j] || ((unsigned)(wb_h0[j] + dy) < {conv["h"]}u &&
                                                     (unsigned)(wb_w0[j] + dx) < {conv["w"]}u));
-        {copy}(dst + j * {rows_per_pass * LDS}, ok ? (const void*)(X + wb_base[j] + off) : (const void*)X, ok);
+        {copy}(dst + j * {rows_per_pass * ROW_BYTES[mma]}, ok ? (const void*)(X + wb_base[j] + off) : (const void*)X, ok);
       }}
     }}"""
     return setup, loader
 
 
-def _rows_loader(dst: str, src: str, rows: int, first: str, limit: str) -> str:
+def _rows_loader(dst: str, src: str, rows: int, first: str, limit: str, mma: str) -> str:
     """C loading one K slice of `rows` K-contiguous rows of `src` (X or W) into `dst`: four 16-byte
     units a row, zeros beyond the operand."""
+    row, unit = _ROW16.format(t="i"), _UNIT16.format(t="i")
     return f"""
     for (int i = tid; i < {rows * 4}; i += {THREADS}) {{
-      const int row = i >> 2, k = k0 + (i & 3) * 16, r = {first} + row;
+      const int row = {row}, u = {unit}, k = k0 + u * 16, r = {first} + row;
       const bool ok = r < {limit} && k < K;
-      wb_cp16({dst} + row * {LDS} + (i & 3) * 16, ok ? (const void*)({src} + (size_t)r * K + k) : (const void*){src}, ok);
+      wb_cp16({dst} + {_at(mma, "row", "u * 16")}, ok ? (const void*)({src} + (size_t)r * K + k) : (const void*){src}, ok);
     }}"""
 
 
-def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
-           conv: dict | None = None) -> tuple:
-    """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
-    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
-    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution."""
-    shared = layout(bm, bn, stages, out, residual)
-    if shared is None:
-        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
+def _warp_tiles(bm: int, bn: int, mma: str) -> tuple:
+    """(C placing this warp: wm, wn; rows and columns a warp holds: wtm, wtn). A sync warp holds a
+    wtm x wtn block of the tile; a wgmma warpgroup holds 64 rows x wtn, as four warps of 16 rows each
+    (the accumulator layout of m64nNk32), so a warp's rows are 16 x wm."""
+    if mma == "wgmma":
+        groups_m = bm // 64
+        return (f"const int wm = (warp >> 2) % {groups_m} * 4 + (warp & 3), wn = (warp >> 2) / {groups_m};",
+                16, bn // (THREADS // 128 // groups_m))
     warps_m = 4 if bm == 128 else 2
-    warps_n = THREADS // 32 // warps_m
-    wtm, wtn = bm // warps_m, bn // warps_n
+    return f"const int wm = warp % {warps_m}, wn = warp / {warps_m};", bm // warps_m, bn // (THREADS // 32 // warps_m)
+
+
+def _sync_loop(bm: int, bn: int, stages: int, wtm: int, wtn: int) -> str:
+    """The mma.sync main loop: `stages - 1` slices loading while one is multiplied, fragments by ldmatrix."""
     mt, nt = wtm // 16, wtn // 8
-    size = _SIZE[out]
-    ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv])
-    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
-    y_type = _C[out]
-    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
-    params += [f"const float* __restrict__ {c}_v" for c in columns]
-    params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
-    params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
-    rsize = _SIZE[residual] if residual else 1
-    ldr = bn + 16 // rsize
-    # the residual tile goes to shared memory in whole 16-byte vectors (read per element it cost more than
-    # the product): with the first K slice (cp.async, same group) where it fits, else after the product
-    load_residual = "" if not residual else f"""
-  for (int i = tid; i < {bm * bn * rsize // 16}; i += {THREADS}) {{
-    const int row = i / {bn * rsize // 16}, c = i % {bn * rsize // 16};
-    const int m = m0 + row, n = n0 + c * {16 // rsize};
-    const bool ok = m < M && n < N;
-    wb_cp16(smem + {shared["res"]} + row * {ldr * rsize} + c * 16,
-            ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
-  }}"""
-    after = "" if shared["prefetch"] else load_residual + """
-  wb_commit();
-  asm volatile("cp.async.wait_group 0;\\n" ::);
-  __syncthreads();"""
-    res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
-        if residual else ""
-    res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
-    col_arrays = " ".join(f"float {c}s[{nt}][2];" for c in columns)
-    col_loads = " ".join(f"{c}s[j][c] = {c}_v[n];" for c in columns)
-    col_picks = " ".join(f"const float {c} = {c}s[j][c];" for c in columns)
-    body = " ".join(lines)
     stage_bytes = (bm + bn) * LDS
-    setup, x_loader = _patch_loader(conv, bm) if conv else ("", _rows_loader("As", "X", bm, "m0", "M"))
-    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + f"""
-extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  extern __shared__ __align__(16) unsigned char smem[];  // {shared["bytes"]} bytes
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  const int wm = warp % {warps_m}, wn = warp / {warps_m};
-  const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
-  int accs[{mt}][{nt}][4];
-#pragma unroll
-  for (int i = 0; i < {mt}; ++i)
-#pragma unroll
-    for (int j = 0; j < {nt}; ++j)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
-  const int tiles = (K + {BK - 1}) / {BK};{setup}
-  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * LDS} bytes on
-  auto load = [&](int s, int k0) {{
-    unsigned char* As = smem + s * {stage_bytes};
-    unsigned char* Bs = As + {bm * LDS};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N")}
-    wb_commit();
-  }};
-{load_residual if shared["prefetch"] else ""}
+    return f"""
 #pragma unroll
   for (int s = 0; s < {stages - 1}; ++s)
     if (s < tiles) load(s, s * {BK});
@@ -327,28 +336,134 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
                        : "r"(a[i][0]), "r"(a[i][1]), "r"(a[i][2]), "r"(a[i][3]), "r"(b[j][0]), "r"(b[j][1]));
     }}
     __syncthreads();
+  }}"""
+
+
+def _wgmma_loop(bm: int, bn: int, stages: int, wtn: int) -> str:
+    """The wgmma main loop: each warpgroup's products of slice kt stay in flight while the slot of slice
+    kt - 2 (both warpgroups done with it: they waited past it before this iteration's barrier) takes
+    slice kt + stages - 2. cp.async writes through the generic proxy and wgmma reads through the async
+    one, hence the proxy fence before the barrier."""
+    ahead = stages - 2
+    stage_bytes = (bm + bn) * BK
+    return f"""
+  const unsigned sbase = (unsigned)__cvta_generic_to_shared(smem);
+  const unsigned a_off = (warp >> 2) % {bm // 64} * {64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};
+#pragma unroll
+  for (int s = 0; s < {ahead}; ++s)
+    if (s < tiles) load(s, s * {BK});
+    else wb_commit();
+  for (int kt = 0; kt < tiles; ++kt) {{
+    asm volatile("cp.async.wait_group {ahead - 1};\\n" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
+    __syncthreads();
+    if (kt + {ahead} < tiles) load((kt + {ahead}) % {stages}, (kt + {ahead}) * {BK});
+    else wb_commit();  // an empty group keeps the count the wait above relies on
+    const unsigned base = sbase + (kt % {stages}) * {stage_bytes};
+    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < {BK}; kk += 32) {{
+      const unsigned long long da = wb_desc(base + a_off + kk / 16 * {WGMMA_LBO});
+      const unsigned long long db = wb_desc(base + b_off + kk / 16 * {WGMMA_LBO});
+      {_wgmma(wtn)}
+    }}
+    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
   }}
+  asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
+  __syncthreads();"""
+
+
+def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
+           conv: dict | None = None, mma: str = "sync") -> tuple:
+    """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
+    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
+    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS."""
+    shared = layout(bm, bn, stages, out, residual, mma)
+    if shared is None:
+        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
+    if mma == "wgmma" and stages < WGMMA_STAGES[0]:
+        raise ValueError(f"the wgmma loop needs at least {WGMMA_STAGES[0]} stages, got {stages}")
+    place, wtm, wtn = _warp_tiles(bm, bn, mma)
+    mt, nt = wtm // 16, wtn // 8
+    size = _SIZE[out]
+    ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma])
+    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    y_type = _C[out]
+    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
+    params += [f"const float* __restrict__ {c}_v" for c in columns]
+    params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
+    params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
+    rsize = _SIZE[residual] if residual else 1
+    ldr = bn + 16 // rsize
+    # the residual tile goes to shared memory in whole 16-byte vectors (read per element it cost more than
+    # the product): with the first K slice (cp.async, same group) where it fits, else after the product
+    load_residual = "" if not residual else f"""
+  for (int i = tid; i < {bm * bn * rsize // 16}; i += {THREADS}) {{
+    const int row = i / {bn * rsize // 16}, c = i % {bn * rsize // 16};
+    const int m = m0 + row, n = n0 + c * {16 // rsize};
+    const bool ok = m < M && n < N;
+    wb_cp16(smem + {shared["res"]} + row * {ldr * rsize} + c * 16,
+            ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
+  }}"""
+    after = "" if shared["prefetch"] else load_residual + """
+  wb_commit();
+  asm volatile("cp.async.wait_group 0;\\n" ::);
+  __syncthreads();"""
+    res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
+        if residual else ""
+    res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
+    col_arrays = " ".join(f"float {c}s[2];" for c in columns)
+    col_loads = " ".join(f"{c}s[c] = {c}_v[n];" for c in columns)
+    col_picks = " ".join(f"const float {c} = {c}s[c];" for c in columns)
+    body = " ".join(lines)
+    row_bytes = ROW_BYTES[mma]
+    stage_bytes = (bm + bn) * row_bytes
+    setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
+    main_loop = _wgmma_loop(bm, bn, stages, wtn) if mma == "wgmma" else _sync_loop(bm, bn, stages, wtm, wtn)
+    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
+extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
+  extern __shared__ __align__(128) unsigned char smem[];  // {shared["bytes"]} bytes
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  {place}
+  const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
+  int accs[{mt}][{nt}][4];
+#pragma unroll
+  for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+    for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
+  const int tiles = (K + {BK - 1}) / {BK};{setup}
+  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * row_bytes} bytes on
+  auto load = [&](int s, int k0) {{
+    unsigned char* As = smem + s * {stage_bytes};
+    unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
+    wb_commit();
+  }};
+{load_residual if shared["prefetch"] else ""}{main_loop}
   {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
   {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
 {after}
   const int g = lane >> 2, t = lane & 3;
-  {col_arrays}
+  // column by column: a column's vectors are loaded where they are used (kept for the whole tile they
+  // took a register per column, 64 at a 128-wide warpgroup tile)
 #pragma unroll
-  for (int j = 0; j < {nt}; ++j)
+  for (int j = 0; j < {nt}; ++j) {{
+    const int col = wn * {wtn} + j * 8 + t * 2;
+    {col_arrays}
 #pragma unroll
     for (int c = 0; c < 2; ++c) {{
-      const int n = min(n0 + wn * {wtn} + j * 8 + t * 2 + c, N - 1);
+      const int n = min(n0 + col + c, N - 1);
       {col_loads}
     }}
 #pragma unroll
-  for (int i = 0; i < {mt}; ++i)
+    for (int i = 0; i < {mt}; ++i)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {{
-      const int row = wm * {wtm} + i * 16 + g + h * 8;
-      if (m0 + row >= M) continue;
-#pragma unroll
-      for (int j = 0; j < {nt}; ++j) {{
-        const int col = wn * {wtn} + j * 8 + t * 2;
+      for (int h = 0; h < 2; ++h) {{
+        const int row = wm * {wtm} + i * 16 + g + h * 8;
+        if (m0 + row >= M) continue;
         {res_read}
         wb_pair<{y_type}> yp;
 #pragma unroll
@@ -380,15 +495,27 @@ class ImmaKernel:
     or the NHWC image whose patches are the rows."""
 
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                 stages: int, conv: dict | None = None):
-        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv)
-        self.shared = layout(bm, bn, stages, out, residual)["bytes"]
+                 stages: int, conv: dict | None = None, mma: str = "sync"):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma)
+        self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
         k = _KERNELS.get(name)
         if k is None:
-            k = _KERNELS[name] = cp.RawKernel(code, name)
-            if self.shared > PORTABLE_SHARED:
-                k.max_dynamic_shared_size_bytes = self.shared
-        self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
+            if mma == "wgmma":
+                k = ArchKernel(code, name, "sm_90a")
+                if self.shared > PORTABLE_SHARED:
+                    k.allow_shared(self.shared)
+            else:
+                k = cp.RawKernel(code, name)
+                if self.shared > PORTABLE_SHARED:
+                    k.max_dynamic_shared_size_bytes = self.shared
+            _KERNELS[name] = k
+        self.kernel, self.bm, self.bn, self.columns, self.mma = k, bm, bn, len(columns), mma
+
+    def registers(self) -> tuple:
+        """(registers per thread, local memory bytes per thread) of the compiled kernel."""
+        if self.mma == "wgmma":
+            return self.kernel.attribute("NUM_REGS"), self.kernel.attribute("LOCAL_SIZE_BYTES")
+        return self.kernel.attributes.get("num_regs"), self.kernel.attributes.get("local_size_bytes")
 
     def __call__(self, xq, wq, *rest) -> None:
         *vectors, residual, y = rest

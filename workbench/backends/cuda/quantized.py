@@ -667,9 +667,10 @@ def _patch_k(g) -> int:
 
 
 def _mma_candidates(site, level, k: int) -> list:
-    n = site.shape(1)[0]
-    found = imma.configs(n, k, Recipe(site).out, _residual_dtype(site))
-    return [{"tile": [bm, bn], "stages": s} for bm, bn, s in found[:PLANS_PER_LEVEL.get(level, 3) + 1]]
+    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: wgmma first)."""
+    n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
+    return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in imma.forms()
+            for bm, bn, s in imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[:keep]]
 
 
 def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, label: str) -> Kernel:
@@ -682,11 +683,15 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     has_bias = site.present(2)
     r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
     small = k_real * 128 * 128 < 2 ** 22  # |acc| bound: centred int8 X times int8 weights (Q/DQ models: -128)
-    default = imma.configs(n, k, recipe.out, residual)[0]
+    mma = params.get("mma", "sync")  # plans written before the wgmma form carry none
+    why = imma.missing(mma) if mma in imma.FORMS else f"unknown main-loop form {mma!r}"
+    if why:
+        raise ValueError(why)
+    default = imma.configs(n, k, recipe.out, residual, mma)[0]
     bm, bn = params.get("tile", default[:2])
     stages = int(params.get("stages", default[2]))
     kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                             int(bm), int(bn), stages, conv)
+                             int(bm), int(bn), stages, conv, mma)
 
     def columns(bias):
         return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
@@ -707,7 +712,7 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
             return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
         return [y.reshape(*site.shape(0)[:-1], n)]
 
-    return Kernel(run, label=f"{label}:{bm}x{bn}x{stages}")
+    return Kernel(run, label=f"{label}:{mma}:{bm}x{bn}x{stages}")
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)
