@@ -118,7 +118,7 @@ def main():
         r = recipe(out, residual, act)
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
-            for mma, bm, bn, stages in [(f, *t, s) for f in imma.forms() for t in imma.TILES
+            for mma, bm, bn, stages in [(f, *t, s) for f in imma.forms() for t in imma.tiles(f)
                                         for s in imma.stage_range(k, f)]:
                 if imma.layout(bm, bn, stages, out, residual, mma) is None:
                     continue

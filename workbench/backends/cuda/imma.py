@@ -51,6 +51,8 @@ ROW_BYTES = {"sync": LDS, "wgmma": BK}
 WGMMA_MAJOR = 9
 WGMMA_STAGES = (3, 5)      # slots: one being read by a wgmma in flight, one by the next, the rest loading
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
+# wgmma also takes tiles of 128 accumulators a thread: each block reads half as many bytes per product
+WGMMA_TILES = ((128, 128), (256, 128), (64, 128), (128, 64), (128, 256), (64, 64))  # probe_imma.py, H100
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
@@ -129,6 +131,11 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None,
     return None
 
 
+def tiles(mma: str) -> tuple:
+    """The (BM, BN) tiles of a main-loop form, the ones expected fastest first."""
+    return WGMMA_TILES if mma == "wgmma" else TILES
+
+
 def stage_range(k: int, mma: str = "sync") -> range:
     """Pipeline depths for a product over K, deepest first: as many slots as K has slices (two more for
     wgmma, whose slots also hold the slices read by the products in flight), within the form's bounds."""
@@ -142,8 +149,8 @@ def configs(n: int, k: int, out: str, residual: str | None = None, mma: str = "s
     """(BM, BN, stages) worth timing, in TILES' order: the deepest pipeline of stage_range that fits
     shared memory; tiles twice as wide as N are left out."""
     found = []
-    for bm, bn in TILES:
-        if bn > 64 and n <= 64:
+    for bm, bn in tiles(mma):
+        if bn > 64 and bn >= 2 * n:
             continue
         for stages in stage_range(k, mma):
             if layout(bm, bn, stages, out, residual, mma):
@@ -186,13 +193,16 @@ __device__ inline void wb_ldm4(unsigned* r, const unsigned char* p) {
 template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
 """
 
-# wgmma's shared-memory operand: a descriptor of the start address, the distance between core matrices
-# next to each other in K (LBO) and between 8-row groups (SBO), no swizzle (bits 62-63 zero)
-WGMMA_LBO, WGMMA_SBO = 128, BK // 16 * 128
+# wgmma's shared-memory operands: 64-byte rows (one K slice) in the 64-byte swizzle, the 16-byte unit u
+# of row r stored at unit u ^ ((r >> 1) & 3), so that the tensor cores read 8 rows at once free of bank
+# conflicts (without a swizzle they read a 16-byte column of 8 rows at a time: 1.5x slower than mma.sync,
+# probe_imma.py). The descriptor holds the start address, the distance between 8-row groups (SBO) and
+# the mode (2: 64-byte swizzle); the swizzle applies to address bits, so atoms sit on 512-byte boundaries.
+WGMMA_SBO, WGMMA_ALIGN = 8 * BK, 512
 _WGMMA = rf"""
 __device__ inline unsigned long long wb_desc(unsigned addr) {{
-  return (unsigned long long)((addr & 0x3FFFF) >> 4) | ((unsigned long long)({WGMMA_LBO} >> 4) << 16) |
-         ((unsigned long long)({WGMMA_SBO} >> 4) << 32);
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)({WGMMA_SBO} >> 4) << 32) |
+         (2ull << 62);
 }}
 """
 
@@ -200,14 +210,14 @@ __device__ inline unsigned long long wb_desc(unsigned addr) {{
 def _at(mma: str, row: str, k: str) -> str:
     """C offset, within a stage's X or W region, of byte k (of the 64-byte slice) of row `row`."""
     if mma == "wgmma":
-        return f"((({row}) >> 3) * {WGMMA_SBO} + (({k}) >> 4) * {WGMMA_LBO} + (({row}) & 7) * 16 + (({k}) & 15))"
+        return f"((({row}) * {BK}) + (((({k}) >> 4) ^ ((({row}) >> 1) & 3)) << 4) + (({k}) & 15))"
     return f"(({row}) * {LDS} + ({k}))"
 
 
-def _wgmma(n: int) -> str:
-    """C issuing one m64nNk32 s8 x s8 -> s32 product from descriptors da, db into accs[0][j][c]."""
+def _wgmma(n: int, i: int) -> str:
+    """C issuing one m64nNk32 s8 x s8 -> s32 product from descriptors da, db into accs[i][j][c]."""
     regs = n // 2
-    outs = ", ".join(f'"+r"(accs[0][{i // 4}][{i % 4}])' for i in range(regs))
+    outs = ", ".join(f'"+r"(accs[{i}][{r // 4}][{r % 4}])' for r in range(regs))
     dst = ", ".join(f"%{i}" for i in range(regs))
     return (f'asm volatile("wgmma.mma_async.sync.aligned.m64n{n}k32.s32.s8.s8 {{{dst}}}, %{regs}, %{regs + 1}, 1;\\n"'
             f' : {outs} : "l"(da), "l"(db));')
@@ -285,16 +295,21 @@ def _rows_loader(dst: str, src: str, rows: int, first: str, limit: str, mma: str
     }}"""
 
 
-def _warp_tiles(bm: int, bn: int, mma: str) -> tuple:
-    """(C placing this warp: wm, wn; rows and columns a warp holds: wtm, wtn). A sync warp holds a
-    wtm x wtn block of the tile; a wgmma warpgroup holds 64 rows x wtn, as four warps of 16 rows each
-    (the accumulator layout of m64nNk32), so a warp's rows are 16 x wm."""
+def _warp_tiles(bm: int, bn: int, mma: str) -> dict:
+    """Where a warp's accumulators sit: C placing the warp (wm, wn), its column span wtn, mt row blocks
+    of 16 (sync) or 64 (wgmma) rows, and `row`, the C of row block i's first row. A sync warp holds a
+    wtm x wtn block of the tile. The two wgmma warpgroups split the tile's rows where it has 128 or more
+    (each then issues bm / 128 m64 products a K step), else its columns; a warpgroup's warp w holds rows
+    16 w to 16 w + 15 of each m64 block (the accumulator layout of m64nNk32)."""
     if mma == "wgmma":
-        groups_m = bm // 64
-        return (f"const int wm = (warp >> 2) % {groups_m} * 4 + (warp & 3), wn = (warp >> 2) / {groups_m};",
-                16, bn // (THREADS // 128 // groups_m))
+        groups_m = 2 if bm >= 128 else 1
+        rows, wtn = bm // groups_m, bn // (2 // groups_m)
+        return {"place": f"const int wm = (warp >> 2) % {groups_m}, wn = (warp >> 2) / {groups_m};",
+                "row": f"wm * {rows} + i * 64 + (warp & 3) * 16", "mt": rows // 64, "wtn": wtn}
     warps_m = 4 if bm == 128 else 2
-    return f"const int wm = warp % {warps_m}, wn = warp / {warps_m};", bm // warps_m, bn // (THREADS // 32 // warps_m)
+    wtm = bm // warps_m
+    return {"place": f"const int wm = warp % {warps_m}, wn = warp / {warps_m};", "row": f"wm * {wtm} + i * 16",
+            "mt": wtm // 16, "wtn": bn // (THREADS // 32 // warps_m), "wtm": wtm}
 
 
 def _sync_loop(bm: int, bn: int, stages: int, wtm: int, wtn: int) -> str:
@@ -339,16 +354,21 @@ def _sync_loop(bm: int, bn: int, stages: int, wtm: int, wtn: int) -> str:
   }}"""
 
 
-def _wgmma_loop(bm: int, bn: int, stages: int, wtn: int) -> str:
+def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int) -> str:
     """The wgmma main loop: each warpgroup's products of slice kt stay in flight while the slot of slice
     kt - 2 (both warpgroups done with it: they waited past it before this iteration's barrier) takes
     slice kt + stages - 2. cp.async writes through the generic proxy and wgmma reads through the async
     one, hence the proxy fence before the barrier."""
     ahead = stages - 2
     stage_bytes = (bm + bn) * BK
+    products = "".join(f"""      {{
+        const unsigned long long da = wb_desc(base + a_off + {i * 64 * BK} + kk);
+        {_wgmma(wtn, i)}
+      }}
+""" for i in range(mt))
     return f"""
   const unsigned sbase = (unsigned)__cvta_generic_to_shared(smem);
-  const unsigned a_off = (warp >> 2) % {bm // 64} * {64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};
+  const unsigned a_off = wm * {mt * 64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};
 #pragma unroll
   for (int s = 0; s < {ahead}; ++s)
     if (s < tiles) load(s, s * {BK});
@@ -362,11 +382,9 @@ def _wgmma_loop(bm: int, bn: int, stages: int, wtn: int) -> str:
     const unsigned base = sbase + (kt % {stages}) * {stage_bytes};
     asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
 #pragma unroll
-    for (int kk = 0; kk < {BK}; kk += 32) {{
-      const unsigned long long da = wb_desc(base + a_off + kk / 16 * {WGMMA_LBO});
-      const unsigned long long db = wb_desc(base + b_off + kk / 16 * {WGMMA_LBO});
-      {_wgmma(wtn)}
-    }}
+    for (int kk = 0; kk < {BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
+      const unsigned long long db = wb_desc(base + b_off + kk);
+{products}    }}
     asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
   }}
@@ -384,8 +402,9 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
         raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
     if mma == "wgmma" and stages < WGMMA_STAGES[0]:
         raise ValueError(f"the wgmma loop needs at least {WGMMA_STAGES[0]} stages, got {stages}")
-    place, wtm, wtn = _warp_tiles(bm, bn, mma)
-    mt, nt = wtm // 16, wtn // 8
+    warps = _warp_tiles(bm, bn, mma)
+    mt, wtn = warps["mt"], warps["wtn"]
+    nt = wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
     key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma])
@@ -414,19 +433,19 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
         if residual else ""
     res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
-    col_arrays = " ".join(f"float {c}s[2];" for c in columns)
-    col_loads = " ".join(f"{c}s[c] = {c}_v[n];" for c in columns)
-    col_picks = " ".join(f"const float {c} = {c}s[c];" for c in columns)
+    col_loads = " ".join(f"const float2 {c}s = *(const float2*)({c}_v + n);" for c in columns)
+    col_picks = " ".join(f"const float {c} = c ? {c}s.y : {c}s.x;" for c in columns)
     body = " ".join(lines)
     row_bytes = ROW_BYTES[mma]
     stage_bytes = (bm + bn) * row_bytes
     setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
-    main_loop = _wgmma_loop(bm, bn, stages, wtn) if mma == "wgmma" else _sync_loop(bm, bn, stages, wtm, wtn)
+    main_loop = _wgmma_loop(bm, bn, stages, mt, wtn) if mma == "wgmma" else \
+        _sync_loop(bm, bn, stages, warps["wtm"], wtn)
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  extern __shared__ __align__(128) unsigned char smem[];  // {shared["bytes"]} bytes
+  extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  {place}
+  {warps["place"]}
   const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
   int accs[{mt}][{nt}][4];
 #pragma unroll
@@ -447,22 +466,18 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
   {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
 {after}
   const int g = lane >> 2, t = lane & 3;
-  // column by column: a column's vectors are loaded where they are used (kept for the whole tile they
-  // took a register per column, 64 at a 128-wide warpgroup tile)
+  // column pair by column pair: the pair's vectors are loaded (8 bytes each: N is even) where they are
+  // used; kept for the whole tile they took a register per column, 64 at a 128-wide warpgroup tile
 #pragma unroll
   for (int j = 0; j < {nt}; ++j) {{
     const int col = wn * {wtn} + j * 8 + t * 2;
-    {col_arrays}
-#pragma unroll
-    for (int c = 0; c < 2; ++c) {{
-      const int n = min(n0 + col + c, N - 1);
-      {col_loads}
-    }}
+    const int n = min(n0 + col, N - 2);
+    {col_loads}
 #pragma unroll
     for (int i = 0; i < {mt}; ++i)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {{
-        const int row = wm * {wtm} + i * 16 + g + h * 8;
+        const int row = {warps["row"]} + g + h * 8;
         if (m0 + row >= M) continue;
         {res_read}
         wb_pair<{y_type}> yp;
