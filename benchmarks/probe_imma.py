@@ -78,7 +78,8 @@ def stem_implicit(rng) -> dict:
         w = cp.asarray(rng.integers(-127, 128, (64, k), dtype=np.int8))
         for mma in imma.forms():
             for bm, bn, stages in imma.configs(64, k, "int8", None, mma):
-                kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, conv, mma)
+                kern = imma.ImmaKernel(lines, ("alpha", "beta"), None, "int8", bm, bn, stages, conv, mma,
+                                       imma.holds_whole(k, stages, mma))
                 out[f"stem {label} {mma} {bm}x{bn}x{stages}"] = timeit(lambda: kern(x, w, alpha, beta, None, y))
         del x, w
     image = cp.asarray(rng.standard_normal((256, 3, 224, 224)), cp.float32)
@@ -124,7 +125,8 @@ def main():
                     continue
                 label = f"{vname} {mma} {bm}x{bn}x{stages}"
                 try:
-                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma)
+                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma,
+                                           imma.holds_whole(k, stages, mma))
                     row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
                     row[label + " registers, local bytes"] = list(kern.registers())
                 except Exception as e:  # noqa: BLE001

@@ -368,5 +368,16 @@ def test_wgmma_source_takes_one_instruction_shape_per_tile(fake_cuda, tile, n):
     assert "fence.proxy.async" in code and "ldmatrix" not in code.split("extern \"C\"")[1]
     wg, sync = imma.layout(*tile, 3, "float32", None, "wgmma"), imma.layout(*tile, 3, "float32")
     assert wg["bytes"] <= sync["bytes"]
-    with pytest.raises(ValueError, match="at least 3 stages"):
+    # two slots hold K whole or not at all: no pipelined loop (it would overwrite a slot being read)
+    _, resident = imma.source(["y = (float)acc;"], (), None, "float32", *tile, 2, mma="wgmma", whole=True)
+    with pytest.raises(ValueError, match="at least 3 slots"):
         imma.source(["y = (float)acc;"], (), None, "float32", *tile, 2, mma="wgmma")
+    assert "wgmma.wait_group.sync.aligned 1;" in code and "wgmma.wait_group.sync.aligned 1;" not in resident
+
+
+@pytest.mark.parametrize("k,depths", [(64, [1]), (200, [4]), (256, [4]), (320, [5, 4, 3]), (3072, [5, 4, 3])])
+def test_wgmma_holds_short_k_whole(fake_cuda, k, depths):
+    """Slots for every slice where K has fewer than five; deeper K is pipelined through 3 to 5 slots."""
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+
+    assert list(imma.stage_range(k, "wgmma")) == depths

@@ -137,11 +137,15 @@ def tiles(mma: str) -> tuple:
 
 
 def stage_range(k: int, mma: str = "sync") -> range:
-    """Pipeline depths for a product over K, deepest first: as many slots as K has slices (two more for
-    wgmma, whose slots also hold the slices read by the products in flight), within the form's bounds."""
+    """Pipeline depths for a product over K, deepest first: as many slots as K has slices, up to the
+    form's bound. wgmma holds K whole where it has fewer slices than WGMMA_STAGES[1] (one depth: every
+    slice in its own slot), else pipelines it through 3 or more slots (two hold the slices that the
+    products in flight read)."""
     slices = -(-k // BK)
     if mma == "wgmma":
-        return range(min(slices + 2, WGMMA_STAGES[1]), WGMMA_STAGES[0] - 1, -1)
+        if slices < WGMMA_STAGES[1]:
+            return range(slices, slices - 1, -1)
+        return range(WGMMA_STAGES[1], WGMMA_STAGES[0] - 1, -1)
     return range(min(slices, MAX_STAGES), 0, -1)
 
 
@@ -354,11 +358,13 @@ def _sync_loop(bm: int, bn: int, stages: int, wtm: int, wtn: int) -> str:
   }}"""
 
 
-def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int) -> str:
-    """The wgmma main loop: each warpgroup's products of slice kt stay in flight while the slot of slice
-    kt - 2 (both warpgroups done with it: they waited past it before this iteration's barrier) takes
-    slice kt + stages - 2. cp.async writes through the generic proxy and wgmma reads through the async
-    one, hence the proxy fence before the barrier."""
+def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, whole: bool) -> str:
+    """The wgmma main loop. `whole`: K's slices fit the `stages` slots (the shallow products of ResNet's
+    1x1 convolutions): they are all requested at once and no slot is reused. Else each warpgroup's
+    products of slice kt stay in flight while the slot of slice kt - 2 (both warpgroups done with it:
+    they waited past it before this iteration's barrier) takes slice kt + stages - 2, which needs 3
+    slots or more. One loop a kernel: both in one took up to 40 more registers. cp.async writes through
+    the generic proxy and wgmma reads through the async one, hence the proxy fence before each barrier."""
     ahead = stages - 2
     stage_bytes = (bm + bn) * BK
     products = "".join(f"""      {{
@@ -366,9 +372,29 @@ def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int) -> str:
         {_wgmma(wtn, i)}
       }}
 """ for i in range(mt))
-    return f"""
-  const unsigned sbase = (unsigned)__cvta_generic_to_shared(smem);
-  const unsigned a_off = wm * {mt * 64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};
+    step = f"""
+    const unsigned base = sbase + (kt % {stages}) * {stage_bytes};
+    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < {BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
+      const unsigned long long db = wb_desc(base + b_off + kk);
+{products}    }}
+    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");"""
+    landed = "".join(f"""
+      case {n}: asm volatile("cp.async.wait_group {n};\\n" ::: "memory"); break;""" for n in range(stages))
+    if whole:
+        loop = f"""
+  for (int s = 0; s < tiles; ++s) load(s, s * {BK});
+  for (int kt = 0; kt < tiles; ++kt) {{
+    switch (tiles - 1 - kt) {{  // slice kt landed: as many groups as slices after it may still fly{landed}
+    }}
+    asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
+    __syncthreads();{step}
+  }}"""
+    elif stages < WGMMA_STAGES[0]:
+        raise ValueError(f"the pipelined wgmma loop needs at least {WGMMA_STAGES[0]} slots, got {stages}")
+    else:
+        loop = f"""
 #pragma unroll
   for (int s = 0; s < {ahead}; ++s)
     if (s < tiles) load(s, s * {BK});
@@ -378,36 +404,36 @@ def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int) -> str:
     asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
     __syncthreads();
     if (kt + {ahead} < tiles) load((kt + {ahead}) % {stages}, (kt + {ahead}) * {BK});
-    else wb_commit();  // an empty group keeps the count the wait above relies on
-    const unsigned base = sbase + (kt % {stages}) * {stage_bytes};
-    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
-#pragma unroll
-    for (int kk = 0; kk < {BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
-      const unsigned long long db = wb_desc(base + b_off + kk);
-{products}    }}
-    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+    else wb_commit();  // an empty group keeps the count the wait above relies on{step}
     asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
-  }}
+  }}"""
+    return f"""
+  const unsigned sbase = (unsigned)__cvta_generic_to_shared(smem);
+  const unsigned a_off = wm * {mt * 64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};{loop}
   asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
   __syncthreads();"""
 
 
+def holds_whole(k: int, stages: int, mma: str) -> bool:
+    """Whether a product over K has each K slice in a slot of its own (wgmma's loop without reuse)."""
+    return mma == "wgmma" and -(-k // BK) <= stages
+
+
 def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
-           conv: dict | None = None, mma: str = "sync") -> tuple:
+           conv: dict | None = None, mma: str = "sync", whole: bool = False) -> tuple:
     """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
     (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
-    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS."""
+    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS;
+    whole: K has at most `stages` slices (holds_whole()), which the kernel then assumes."""
     shared = layout(bm, bn, stages, out, residual, mma)
     if shared is None:
         raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
-    if mma == "wgmma" and stages < WGMMA_STAGES[0]:
-        raise ValueError(f"the wgmma loop needs at least {WGMMA_STAGES[0]} stages, got {stages}")
     warps = _warp_tiles(bm, bn, mma)
     mt, wtn = warps["mt"], warps["wtn"]
     nt = wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma])
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     y_type = _C[out]
     params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
@@ -439,7 +465,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     row_bytes = ROW_BYTES[mma]
     stage_bytes = (bm + bn) * row_bytes
     setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
-    main_loop = _wgmma_loop(bm, bn, stages, mt, wtn) if mma == "wgmma" else \
+    main_loop = _wgmma_loop(bm, bn, stages, mt, wtn, whole) if mma == "wgmma" else \
         _sync_loop(bm, bn, stages, warps["wtm"], wtn)
     code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
 extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
@@ -510,8 +536,8 @@ class ImmaKernel:
     or the NHWC image whose patches are the rows."""
 
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                 stages: int, conv: dict | None = None, mma: str = "sync"):
-        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma)
+                 stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole)
         self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
         k = _KERNELS.get(name)
         if k is None:
@@ -525,6 +551,7 @@ class ImmaKernel:
                     k.max_dynamic_shared_size_bytes = self.shared
             _KERNELS[name] = k
         self.kernel, self.bm, self.bn, self.columns, self.mma = k, bm, bn, len(columns), mma
+        self.stages, self.whole = stages, whole
 
     def registers(self) -> tuple:
         """(registers per thread, local memory bytes per thread) of the compiled kernel."""
@@ -537,6 +564,8 @@ class ImmaKernel:
         if len(vectors) != self.columns:
             raise ValueError(f"the kernel takes {self.columns} column vector(s), got {len(vectors)}")
         (m, n), k = y.shape, wq.shape[1]
+        if self.whole and k > self.stages * BK:
+            raise ValueError(f"the kernel holds K whole in {self.stages} slot(s) (K <= {self.stages * BK}), got {k}")
         args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
         self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args), shared_mem=self.shared)

@@ -693,7 +693,7 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     bm, bn = params.get("tile", default[:2])
     stages = int(params.get("stages", default[2]))
     kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                             int(bm), int(bn), stages, conv, mma)
+                             int(bm), int(bn), stages, conv, mma, imma.holds_whole(k, stages, mma))
 
     def columns(bias):
         return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
