@@ -356,7 +356,8 @@ def test_the_int8_kernel_fits_the_device(fake_cuda, monkeypatch, major, optin, w
         imma._device.cache_clear()
 
 
-@pytest.mark.parametrize("tile,n", [((128, 128), 128), ((128, 64), 64), ((64, 128), 64), ((64, 64), 32)])
+@pytest.mark.parametrize("tile,n", [((128, 128), 128), ((128, 64), 64), ((64, 128), 64), ((64, 64), 32), ((64, 256), 128),
+                                    ((256, 128), 128)])
 def test_wgmma_source_takes_one_instruction_shape_per_tile(fake_cuda, tile, n):
     """A warpgroup holds 64 rows and the tile's columns split between the warpgroups left over; the
     operands' K slices are unpadded (core matrices), so a wgmma stage takes less shared memory."""

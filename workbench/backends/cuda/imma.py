@@ -52,7 +52,7 @@ WGMMA_MAJOR = 9
 WGMMA_STAGES = (3, 5)      # slots: one being read by a wgmma in flight, one by the next, the rest loading
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
 # wgmma also takes tiles of 128 accumulators a thread: each block reads half as many bytes per product
-WGMMA_TILES = ((128, 128), (256, 128), (64, 128), (128, 64), (128, 256), (64, 64))  # probe_imma.py, H100
+WGMMA_TILES = ((128, 128), (64, 128), (64, 256), (256, 128), (128, 64), (128, 256), (64, 64))  # probe_imma.py, H100
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
 
@@ -472,7 +472,9 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
   extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   {warps["place"]}
-  const int m0 = blockIdx.x * {bm}, n0 = blockIdx.y * {bn};
+  // blocks of one row band are launched side by side, so X's rows are read from DRAM once, then from L2
+  const int n_tiles = (N + {bn - 1}) / {bn};
+  const int m0 = (int)(blockIdx.x / n_tiles) * {bm}, n0 = (int)(blockIdx.x % n_tiles) * {bn};
   int accs[{mt}][{nt}][4];
 #pragma unroll
   for (int i = 0; i < {mt}; ++i)
@@ -568,4 +570,4 @@ class ImmaKernel:
             raise ValueError(f"the kernel holds K whole in {self.stages} slot(s) (K <= {self.stages * BK}), got {k}")
         args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
-        self.kernel((-(-m // self.bm), -(-n // self.bn)), (THREADS,), tuple(args), shared_mem=self.shared)
+        self.kernel((-(-m // self.bm) * -(-n // self.bn),), (THREADS,), tuple(args), shared_mem=self.shared)
