@@ -362,17 +362,17 @@ def test_wgmma_source_takes_one_instruction_shape_per_tile(fake_cuda, tile, n):
     """A warpgroup holds 64 rows and the tile's columns split between the warpgroups left over; the
     operands' K slices are unpadded (core matrices), so a wgmma stage takes less shared memory."""
     imma = importlib.import_module("workbench.backends.cuda.imma")
-    _, code = imma.source(["y = (float)acc;"], (), None, "float32", *tile, 3, mma="wgmma")
+    _, code = imma.source(["y = (float)acc;"], (), None, "float16", *tile, 3, mma="wgmma")
     shapes = set(re.findall(r"wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k32\.s32\.s8\.s8", code))
     assert shapes == {str(n)}
     assert f"accs[0][{n // 8 - 1}][3]" in code and f"accs[0][{n // 8}][0]" not in code
     assert "fence.proxy.async" in code and "ldmatrix" not in code.split("extern \"C\"")[1]
-    wg, sync = imma.layout(*tile, 3, "float32", None, "wgmma"), imma.layout(*tile, 3, "float32")
+    wg, sync = imma.layout(*tile, 3, "float16", None, "wgmma"), imma.layout(*tile, 3, "float16")
     assert wg["bytes"] <= sync["bytes"]
     # two slots hold K whole or not at all: no pipelined loop (it would overwrite a slot being read)
-    _, resident = imma.source(["y = (float)acc;"], (), None, "float32", *tile, 2, mma="wgmma", whole=True)
+    _, resident = imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, mma="wgmma", whole=True)
     with pytest.raises(ValueError, match="at least 3 slots"):
-        imma.source(["y = (float)acc;"], (), None, "float32", *tile, 2, mma="wgmma")
+        imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, mma="wgmma")
     assert "wgmma.wait_group.sync.aligned 1;" in code and "wgmma.wait_group.sync.aligned 1;" not in resident
 
 
