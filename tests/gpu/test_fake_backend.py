@@ -382,3 +382,40 @@ def test_wgmma_holds_short_k_whole(fake_cuda, k, depths):
     imma = importlib.import_module("workbench.backends.cuda.imma")
 
     assert list(imma.stage_range(k, "wgmma")) == depths
+
+
+def _conv_site(kernel: int, channels: int):
+    """A QLinearConvFused site (int8, 64 outputs over 8x8 pixels) built on the fake device."""
+    from tests.gpu import fakecupy
+    from workbench.backends.cuda import tactics
+    from workbench.backends.cuda.site import make_site
+    from workbench.ir.network import Layer
+    from workbench.ir.opdefs.fused import ACTIVATION_ATTRS, CONV_ATTRS
+    from workbench.ir.opdefs.quantized import QUANT_ATTRS
+
+    tactics.load_all()
+    attrs = dict(QUANT_ATTRS, **ACTIVATION_ATTRS, **CONV_ATTRS)
+    attrs.update(x_scale=0.05, x_dtype="int8", x_zero_point=0, w_scale=[0.01] * 64, activation="Relu",
+                 kernel_shape=[kernel] * 2, strides=[1, 1], pads=[kernel // 2] * 4, dilations=[1, 1], group=1,
+                 y_scale=0.5, y_zero_point=0, y_dtype="int8", y_quantized=1)
+    args = [fakecupy.asarray(np.ones((2, channels, 8, 8), np.int8)),
+            fakecupy.asarray(np.ones((64, channels, kernel, kernel), np.int8)), fakecupy.asarray(np.ones(64, np.int32))]
+    layer = Layer("t", "QLinearConvFused", ["x", "w", "b"], ["y"], attrs, "workbench")
+    return tactics.TACTICS, make_site(layer, attrs, args, "int8", ["int8"], {"w", "b"}, 21)
+
+
+@pytest.mark.parametrize("kernel,channels,level,forms", [
+    (3, 64, 3, {"wgmma"}),           # 16k channels: cuDNN's int8 engines beat mma.sync there, not wgmma
+    (3, 64, 4, {"wgmma", "sync"}),   # the exhaustive level times everything
+    (3, 8, 3, {"wgmma", "sync"}),    # channels cuDNN takes badly: both forms
+])
+def test_implicit_conv_candidates_follow_the_main_loop_forms(fake_cuda, kernel, channels, level, forms):
+    found, site = _conv_site(kernel, channels)
+    cands = found["int8-implicit"].candidates(site, level)
+    assert cands and {c["mma"] for c in cands} == forms
+
+
+def test_pointwise_candidates_keep_two_sync_tiles_beside_wgmma(fake_cuda):
+    found, site = _conv_site(1, 64)
+    cands = found["int8-mma"].candidates(site, 3)
+    assert [c["mma"] for c in cands].count("sync") == 2 and cands[0]["mma"] == "wgmma"

@@ -8,18 +8,25 @@ convolutions once a per-channel requantization is attached (cuBLASLt takes no pe
 int8; cuDNN sends a graph with a per-channel multiply to its runtime-fusion engine, 0.38 ms where
 bandwidth allows 0.15 ms at 56x56x256, b256). This kernel reads int8, accumulates in registers and
 writes int8 (or fp16) once; the epilogue is the caller's C statements (quantized.folded_lines: one
-multiply-add per value). Measured (H100, probe_imma.py): 0.25 ms there; the RGB stem (7x7/2, C=3)
-0.58 ms against cuDNN's 1.1 ms (fp16 conv + rounding pass). Its main loop reaches 200-400 TOP/s, a
-fraction of what Hopper's int8 tensor cores do through wgmma: compute-bound products (BERT's) stay
-faster in cuBLAS fp16.
+multiply-add per value).
 
-Each block of 256 threads (8 warps) computes a BM x BN tile: 64-byte K slices of X and W go to
-shared memory through cp.async, `stages` of them in flight (rows padded to 80 bytes: ldmatrix reads
-them free of bank conflicts), each warp issues mma.sync m16n8k32 s8.s8.s32 on its sub-tile, and the
-epilogue stages the tile's outputs in shared memory so that global stores are whole 16-byte vectors.
-A residual tile is loaded with the first K slice where shared memory allows.
+Each block of 256 threads computes a BM x BN tile from 64-byte K slices of X and W, which go to shared
+memory through cp.async, and stages its outputs in shared memory so that global stores are whole
+16-byte vectors; a residual tile is loaded with the first K slice where shared memory allows. The main
+loop takes one of two forms (FORMS), both timed as tactic candidates:
 
-    >>> k = ImmaKernel(folded_lines(r, True), ("alpha", "beta"), "int8", "int8", 128, 128, 1)
+- "sync" (sm_80+): `stages` slices in flight, rows padded to 80 bytes so that ldmatrix reads them free
+  of bank conflicts, each warp issuing mma.sync m16n8k32 on its sub-tile. 200-400 TOP/s.
+- "wgmma" (sm_90a only, compiled through archcode.py): two warpgroups issue wgmma.mma_async m64nNk32
+  from shared memory in the 64-byte swizzle, the products of one slice in flight while the next is
+  waited for; K of up to four slices is held whole. Measured (H100, probe_imma.py, full epilogue):
+  BERT's FFN2 0.079 ms against mma.sync's 0.100 (cuBLAS fp16: 0.056), ResNet-50's stage-1 3x3
+  convolution 0.16 ms (mma.sync 0.21, cuDNN int8 0.18), the folded RGB stem 0.36 ms (0.58).
+
+The epilogue, not the products, now bounds most layers: FFN1's GELU epilogue takes 0.04 of its
+0.12 ms; ResNet's 1x1 + residual convolutions issue ~16 instructions a value after the product.
+
+    >>> k = ImmaKernel(folded_lines(r, True), ("alpha", "beta"), "int8", "int8", 128, 128, 4, mma="wgmma")
     >>> k(xq, wq, alpha, beta, residual, y)          # CuPy arrays, y (M, N) preallocated
 """
 from __future__ import annotations
