@@ -257,3 +257,18 @@ def test_fallbacks_follow_the_cpu_kernels(tactic, precision):
     y = g.standard_normal((4, 5)).astype(np.float32)
     _check(tactic, "Add", [x, y], {}, precision, rounded(x, precision) + rounded(y, precision), const=())
     _check(tactic, "Relu", [x], {}, precision, np.maximum(rounded(x, precision), 0), const=())
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+@pytest.mark.parametrize("channels_last,n,c", [(True, 8, 2048), (False, 8, 2048), (True, 2, 16)])
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_global_pools(op, channels_last, n, c, dtype):
+    """The window kernel over a channels-last input with enough (image, channel) pairs, else a reduction."""
+    x = np.random.default_rng().standard_normal((n, c, 7, 7)).astype(dtype)
+    got = run_tactic("reduce", op, [x], {}, "fp16" if dtype == "float16" else "fp32", out_dtype=dtype,
+                     channels_last=(0,) if channels_last else ())[0]
+    x64 = x.astype(np.float64)
+    want = x64.mean(axis=(2, 3), keepdims=True) if op == "GlobalAveragePool" else x64.max(axis=(2, 3), keepdims=True)
+    assert got.shape == (n, c, 1, 1)
+    tol = 2e-3 if dtype == "float16" else 1e-6
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
