@@ -119,16 +119,14 @@ def main():
         r = recipe(out, residual, act)
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
-            for mma, bm, bn, stages, persist in [(f, *t, s, p) for f in imma.forms() for t in imma.tiles(f)
-                                                 for s in imma.stage_range(k, f) for p in (False, True)]:
-                whole = imma.holds_whole(k, stages, mma)
-                if persist and not (whole and imma.persistent_layout(bm, bn, stages, out, residual)):
-                    continue
+            for mma, bm, bn, stages in [(f, *t, s) for f in imma.forms() for t in imma.tiles(f)
+                                        for s in imma.stage_range(k, f)]:
                 if imma.layout(bm, bn, stages, out, residual, mma) is None:
                     continue
-                label = f"{vname} {mma}{'-persistent' if persist else ''} {bm}x{bn}x{stages}"
+                label = f"{vname} {mma} {bm}x{bn}x{stages}"
                 try:
-                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma, whole, persist)
+                    kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma,
+                                           imma.holds_whole(k, stages, mma))
                     row[label] = timeit(lambda: kern(x, w, *vectors, res, y))
                     row[label + " registers, local bytes"] = list(kern.registers())
                 except Exception as e:  # noqa: BLE001

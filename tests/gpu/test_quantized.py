@@ -280,29 +280,6 @@ def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
 
 
-@pytest.mark.parametrize("tile", [[64, 128], [128, 128], [64, 64], [128, 64]])
-@pytest.mark.parametrize("rows,k,n", [(300, 80, 48), (150000, 64, 256), (130, 208, 96), (60000, 256, 136)])
-def test_imma_persistent_product_is_exact(tile, rows, k, n):
-    """The persistent form (blocks walk tiles, the next tile loading while one is multiplied): several
-    tiles a block, tails in every dimension, K of one to four slices."""
-    import cupy as cp
-
-    from workbench.backends.cuda.imma import ImmaKernel, persistent_layout
-
-    _runs("wgmma")
-    stages = -(-k // 64)
-    if persistent_layout(*tile, stages, "float32") is None:
-        pytest.skip(f"two buffers of tile {tile} with {stages} slices do not fit shared memory")
-    rng = np.random.default_rng()
-    x = rng.integers(-128, 128, (rows, k)).astype(np.int8)
-    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
-    y = cp.empty((rows, n), np.float32)
-    kernel = ImmaKernel(["y = (float)acc;"], (), None, "float32", *tile, stages, mma="wgmma", whole=True, persist=True)
-    kernel(cp.asarray(x), cp.asarray(w), None, y)
-    want = x.astype(np.float64) @ w.astype(np.float64).T  # exact: |sums| < 2**22
-    assert np.array_equal(y.get().astype(np.float64), want), f"{int(np.sum(y.get() != want))} values differ"
-
-
 def _residual(rng, kind: str | None, shape: tuple, attrs: dict):
     """A residual input: int8 grid integers (r_scale set in attrs), float16 values, or None."""
     if kind == "int8":
@@ -353,13 +330,9 @@ def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
 
 
 @pytest.mark.parametrize("stride,residual,zero_point", [(1, "int8", 0), (1, "float16", 3), (2, None, -5)])
-@pytest.mark.parametrize("tile,stages,c,mma,persist", [([128, 64], 1, 64, "sync", False),
-                                                      ([128, 128], 2, 128, "sync", False),
-                                                      ([128, 64], 3, 64, "wgmma", False),
-                                                      ([128, 128], 4, 128, "wgmma", False),
-                                                      ([64, 128], 1, 64, "wgmma", True),
-                                                      ([64, 64], 2, 128, "wgmma", True)])
-def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c, mma, persist):
+@pytest.mark.parametrize("tile,stages,c,mma", [([128, 64], 1, 64, "sync"), ([128, 128], 2, 128, "sync"),
+                                              ([128, 64], 3, 64, "wgmma"), ([128, 128], 4, 128, "wgmma")])
+def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c, mma):
     """The residual loaded with the first K slice where shared memory allows, else after the product."""
     from workbench.backends.cuda.imma import layout
 
@@ -377,8 +350,8 @@ def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, sta
     r = _residual(rng, residual, (n, k, out, out), attrs)
     want = qlinear_conv_fused(x, w, b, _as_read(r), **attrs)
     got = run_tactic("int8-mma", "QLinearConvFused", [x, w, b, r], attrs, "int8",
-                     params={"tile": tile, "stages": stages, "mma": mma, "persist": persist}, const=(1, 2),
-                     domain="workbench", out_dtype="int8")[0]
+                     params={"tile": tile, "stages": stages, "mma": mma}, const=(1, 2), domain="workbench",
+                     out_dtype="int8")[0]
     _within_a_step(got, want)
 
 

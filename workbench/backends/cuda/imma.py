@@ -106,19 +106,6 @@ def _device(device_id: int) -> tuple:
     return int(props.get("major", 0)), int(props.get("sharedMemPerBlockOptin", SHARED_LIMIT))
 
 
-@functools.lru_cache(maxsize=None)
-def _multiprocessors(device_id: int) -> tuple:
-    props = cp.cuda.runtime.getDeviceProperties(device_id)
-    return int(props.get("multiProcessorCount", 1)), int(props.get("sharedMemPerMultiprocessor", 228 << 10))
-
-
-def _resident_blocks(registers: int, shared: int) -> int:
-    """Blocks of the kernel the whole device holds at once: what a persistent kernel launches."""
-    sms, smem = _multiprocessors(cp.cuda.Device().id)
-    per_block = -(-registers * 32 // 256) * 256 * (THREADS // 32)  # registers are allocated 256 a warp
-    return sms * max(1, min(65536 // per_block, smem // (shared + 1024), 2048 // THREADS))
-
-
 def missing(mma: str = "sync") -> str | None:
     """Why the current device cannot run the kernel's `mma` form, or None."""
     major = _device(cp.cuda.Device().id)[0]
@@ -439,37 +426,85 @@ def holds_whole(k: int, stages: int, mma: str) -> bool:
     return mma == "wgmma" and -(-k // BK) <= stages
 
 
-def _residual_loader(dst: str, bm: int, bn: int, rsize: int) -> str:
-    """C loading the tile's residual (rows m0.., columns n0..) into `dst` in whole 16-byte vectors (read
-    per element it cost more than the product), each row padded by 16 bytes."""
-    return f"""
+def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
+           conv: dict | None = None, mma: str = "sync", whole: bool = False) -> tuple:
+    """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
+    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
+    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS;
+    whole: K has at most `stages` slices (holds_whole()), which the kernel then assumes."""
+    shared = layout(bm, bn, stages, out, residual, mma)
+    if shared is None:
+        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
+    warps = _warp_tiles(bm, bn, mma)
+    mt, wtn = warps["mt"], warps["wtn"]
+    nt = wtn // 8
+    size = _SIZE[out]
+    ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole])
+    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+    y_type = _C[out]
+    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
+    params += [f"const float* __restrict__ {c}_v" for c in columns]
+    params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
+    params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
+    rsize = _SIZE[residual] if residual else 1
+    ldr = bn + 16 // rsize
+    # the residual tile goes to shared memory in whole 16-byte vectors (read per element it cost more than
+    # the product): with the first K slice (cp.async, same group) where it fits, else after the product
+    load_residual = "" if not residual else f"""
   for (int i = tid; i < {bm * bn * rsize // 16}; i += {THREADS}) {{
     const int row = i / {bn * rsize // 16}, c = i % {bn * rsize // 16};
     const int m = m0 + row, n = n0 + c * {16 // rsize};
     const bool ok = m < M && n < N;
-    wb_cp16({dst} + row * {(bn + 16 // rsize) * rsize} + c * 16,
+    wb_cp16(smem + {shared["res"]} + row * {ldr * rsize} + c * 16,
             ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
   }}"""
-
-
-def _epilogue(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, warps: dict) -> str:
-    """C from the accumulators to Y: the caller's statements per value, staged in shared memory (Ys) and
-    stored in whole 16-byte vectors; the residual's element read from its staged tile (Rs)."""
-    mt, wtn = warps["mt"], warps["wtn"]
-    size, y_type = _SIZE[out], _C[out]
-    ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    rsize = _SIZE[residual] if residual else 1
-    res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {bn + 16 // rsize} + col];" \
+    after = "" if shared["prefetch"] else load_residual + """
+  wb_commit();
+  asm volatile("cp.async.wait_group 0;\\n" ::);
+  __syncthreads();"""
+    res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
         if residual else ""
     res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
     col_loads = " ".join(f"const float2 {c}s = *(const float2*)({c}_v + n);" for c in columns)
     col_picks = " ".join(f"const float {c} = c ? {c}s.y : {c}s.x;" for c in columns)
-    return f"""
+    body = " ".join(lines)
+    row_bytes = ROW_BYTES[mma]
+    stage_bytes = (bm + bn) * row_bytes
+    setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
+    main_loop = _wgmma_loop(bm, bn, stages, mt, wtn, whole) if mma == "wgmma" else \
+        _sync_loop(bm, bn, stages, warps["wtm"], wtn)
+    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
+extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
+  extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  {warps["place"]}
+  // blocks of one row band are launched side by side, so X's rows are read from DRAM once, then from L2
+  const int n_tiles = (N + {bn - 1}) / {bn};
+  const int m0 = (int)(blockIdx.x / n_tiles) * {bm}, n0 = (int)(blockIdx.x % n_tiles) * {bn};
+  int accs[{mt}][{nt}][4];
+#pragma unroll
+  for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+    for (int j = 0; j < {nt}; ++j)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
+  const int tiles = (K + {BK - 1}) / {BK};{setup}
+  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * row_bytes} bytes on
+  auto load = [&](int s, int k0) {{
+    unsigned char* As = smem + s * {stage_bytes};
+    unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
+    wb_commit();
+  }};
+{load_residual if shared["prefetch"] else ""}{main_loop}
+  {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
+  {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
+{after}
   const int g = lane >> 2, t = lane & 3;
   // column pair by column pair: the pair's vectors are loaded (8 bytes each: N is even) where they are
   // used; kept for the whole tile they took a register per column, 64 at a 128-wide warpgroup tile
 #pragma unroll
-  for (int j = 0; j < {wtn // 8}; ++j) {{
+  for (int j = 0; j < {nt}; ++j) {{
     const int col = wn * {wtn} + j * 8 + t * 2;
     const int n = min(n0 + col, N - 2);
     {col_loads}
@@ -487,7 +522,7 @@ def _epilogue(lines: list, columns: tuple, residual: str | None, out: str, bm: i
           {col_picks}
           {res_pick}
           {y_type} y;
-          {" ".join(lines)}
+          {body}
           yp.v[c] = y;
         }}
         *(wb_pair<{y_type}>*)&Ys[row * {ldy} + col] = yp;
@@ -499,149 +534,6 @@ def _epilogue(lines: list, columns: tuple, residual: str | None, out: str, bm: i
     const int m = m0 + row, n = n0 + c * {16 // size};
     if (m < M && n < N)
       *(int4*)((unsigned char*)Y + ((size_t)m * N + n) * {size}) = *(const int4*)((const unsigned char*)Ys + row * {ldy * size} + c * 16);
-  }}"""
-
-
-def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
-           conv: dict | None = None, mma: str = "sync", whole: bool = False, persist: bool = False) -> tuple:
-    """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
-    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
-    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS;
-    whole: K has at most `stages` slices (holds_whole()), which the kernel then assumes; persist: the
-    persistent form of a whole wgmma product (persistent_layout())."""
-    if persist:
-        return _persistent_source(lines, columns, residual, out, bm, bn, stages)
-    shared = layout(bm, bn, stages, out, residual, mma)
-    if shared is None:
-        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
-    warps = _warp_tiles(bm, bn, mma)
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole])
-    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
-    rsize = _SIZE[residual] if residual else 1
-    load_residual = _residual_loader(f"smem + {shared['res']}", bm, bn, rsize) if residual else ""
-    after = "" if shared["prefetch"] else load_residual + """
-  wb_commit();
-  asm volatile("cp.async.wait_group 0;\\n" ::);
-  __syncthreads();"""
-    row_bytes = ROW_BYTES[mma]
-    stage_bytes = (bm + bn) * row_bytes
-    setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
-    main_loop = _wgmma_loop(bm, bn, stages, warps["mt"], warps["wtn"], whole) if mma == "wgmma" else \
-        _sync_loop(bm, bn, stages, warps["wtm"], warps["wtn"])
-    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
-extern "C" __global__ void __launch_bounds__({THREADS}) {name}({_params(columns, residual, out)}) {{
-  extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  {warps["place"]}
-  // blocks of one row band are launched side by side, so X's rows are read from DRAM once, then from L2
-  const int n_tiles = (N + {bn - 1}) / {bn};
-  const int m0 = (int)(blockIdx.x / n_tiles) * {bm}, n0 = (int)(blockIdx.x % n_tiles) * {bn};
-  {_zeroed(warps)}
-  const int tiles = (K + {BK - 1}) / {BK};{setup}
-  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * row_bytes} bytes on
-  auto load = [&](int s, int k0) {{
-    unsigned char* As = smem + s * {stage_bytes};
-    unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
-    wb_commit();
-  }};
-{load_residual if shared["prefetch"] else ""}{main_loop}
-  {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
-  {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
-{after}{_epilogue(lines, columns, residual, out, bm, bn, warps)}
-}}
-"""
-    return name, code
-
-
-def _params(columns: tuple, residual: str | None, out: str) -> str:
-    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
-    params += [f"const float* __restrict__ {c}_v" for c in columns]
-    params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
-    return ", ".join(params + [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"])
-
-
-def _zeroed(warps: dict) -> str:
-    return f"""int accs[{warps["mt"]}][{warps["wtn"] // 8}][4];
-#pragma unroll
-  for (int i = 0; i < {warps["mt"]}; ++i)
-#pragma unroll
-    for (int j = 0; j < {warps["wtn"] // 8}; ++j)
-#pragma unroll
-      for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;"""
-
-
-def persistent_layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None) -> dict | None:
-    """Shared memory of the persistent form, or None where it does not fit: two buffers of `stages` K
-    slices and the residual tile (the next tile loads into one while the other is multiplied and its
-    epilogue runs), then the staged outputs."""
-    buffer = stages * (bm + bn) * BK + _staged(bm, bn, residual)
-    total = 2 * buffer + _staged(bm, bn, out)
-    return {"bytes": total, "buffer": buffer, "res": stages * (bm + bn) * BK, "ys": 2 * buffer} \
-        if total <= shared_limit() else None
-
-
-def _persistent_source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                       stages: int) -> tuple:
-    """The persistent form of a whole-K wgmma product (ResNet's memory-bound 1x1 convolutions): each
-    block walks tiles gridDim.x apart and loads the next tile's slices and residual into the other
-    buffer before multiplying the current one, so those loads fly through the product, the epilogue
-    and the stores (one tile a block leaves the memory idle during each epilogue: 0.245 ms for stage
-    1's 1x1 + residual, where its bytes take 0.154)."""
-    shared = persistent_layout(bm, bn, stages, out, residual)
-    if shared is None:
-        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit twice in {shared_limit()} bytes")
-    warps = _warp_tiles(bm, bn, "wgmma")
-    mt, wtn = warps["mt"], warps["wtn"]
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages, "persistent"])
-    name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
-    stage_bytes = (bm + bn) * BK
-    rsize = _SIZE[residual] if residual else 1
-    products = "".join(f"""
-        {{
-          const unsigned long long da = wb_desc(base + a_off + {i * 64 * BK} + kk);
-          {_wgmma(wtn, i)}
-        }}""" for i in range(mt))
-    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + _WGMMA + f"""
-extern "C" __global__ void __launch_bounds__({THREADS}) {name}({_params(columns, residual, out)}) {{
-  extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-  {warps["place"]}
-  const int n_tiles = (N + {bn - 1}) / {bn}, total = (M + {bm - 1}) / {bm} * n_tiles;
-  const int tiles = (K + {BK - 1}) / {BK};
-  const unsigned sbase = (unsigned)__cvta_generic_to_shared(smem);
-  const unsigned a_off = wm * {mt * 64 * BK}, b_off = {bm * BK} + wn * {wtn * BK};
-  // a tile's K slices (slice s at buffer + s * {stage_bytes}) and its residual, as one cp.async group
-  auto load = [&](unsigned char* buffer, int tile) {{
-    const int m0 = tile / n_tiles * {bm}, n0 = tile % n_tiles * {bn};
-    for (int s = 0; s < tiles; ++s) {{
-      const int k0 = s * {BK};
-      unsigned char* As = buffer + s * {stage_bytes};
-      unsigned char* Bs = As + {bm * BK};{_rows_loader("As", "X", bm, "m0", "M", "wgmma")}{_rows_loader("Bs", "W", bn, "n0", "N", "wgmma")}
-    }}{_residual_loader(f"buffer + {shared['res']}", bm, bn, rsize) if residual else ""}
-    wb_commit();
-  }};
-  {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
-  if (blockIdx.x < total) load(smem, blockIdx.x);
-  for (int it = 0, tile = blockIdx.x; tile < total; ++it, tile += gridDim.x) {{
-    const int m0 = tile / n_tiles * {bm}, n0 = tile % n_tiles * {bn};
-    const unsigned cur = (it & 1) * {shared["buffer"]};
-    {"const " + _C[residual] + "* Rs = (const " + _C[residual] + "*)(smem + cur + " + str(shared["res"]) + ");" if residual else ""}
-    {_zeroed(warps)}
-    asm volatile("cp.async.wait_group 0;\\n" ::: "memory");
-    asm volatile("fence.proxy.async.shared::cta;\\n" ::: "memory");
-    __syncthreads();  // this tile landed; every thread is done with the other buffer and with Ys
-    if (tile + (int)gridDim.x < total) load(smem + (cur ^ {shared["buffer"]}), tile + gridDim.x);
-    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
-    for (int kt = 0; kt < tiles; ++kt) {{
-      const unsigned base = sbase + cur + kt * {stage_bytes};
-#pragma unroll
-      for (int kk = 0; kk < {BK}; kk += 32) {{
-        const unsigned long long db = wb_desc(base + b_off + kk);{products}
-      }}
-    }}
-    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
-{_epilogue(lines, columns, residual, out, bm, bn, warps)}
   }}
 }}
 """
@@ -653,13 +545,9 @@ class ImmaKernel:
     or the NHWC image whose patches are the rows."""
 
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                 stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False,
-                 persist: bool = False):
-        if persist and (mma != "wgmma" or not whole or conv):
-            raise ValueError("the persistent form is a wgmma product over rows with K held whole")
-        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole, persist)
-        self.shared = (persistent_layout(bm, bn, stages, out, residual) if persist else
-                       layout(bm, bn, stages, out, residual, mma))["bytes"]
+                 stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole)
+        self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
         k = _KERNELS.get(name)
         if k is None:
             if mma == "wgmma":
@@ -672,8 +560,7 @@ class ImmaKernel:
                     k.max_dynamic_shared_size_bytes = self.shared
             _KERNELS[name] = k
         self.kernel, self.bm, self.bn, self.columns, self.mma = k, bm, bn, len(columns), mma
-        self.stages, self.whole, self.persist = stages, whole, persist
-        self.blocks = _resident_blocks(self.registers()[0], self.shared) if persist else None
+        self.stages, self.whole = stages, whole
 
     def registers(self) -> tuple:
         """(registers per thread, local memory bytes per thread) of the compiled kernel."""
@@ -690,6 +577,4 @@ class ImmaKernel:
             raise ValueError(f"the kernel holds K whole in {self.stages} slot(s) (K <= {self.stages * BK}), got {k}")
         args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
-        tiles = -(-m // self.bm) * -(-n // self.bn)
-        self.kernel((min(tiles, self.blocks) if self.persist else tiles,), (THREADS,), tuple(args),
-                    shared_mem=self.shared)
+        self.kernel((-(-m // self.bm) * -(-n // self.bn),), (THREADS,), tuple(args), shared_mem=self.shared)

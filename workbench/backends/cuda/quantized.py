@@ -550,8 +550,7 @@ def _residual_dtype(site) -> str | None:
 class Int8Mma:
     """QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue fused
     (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into one
-    multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact. Where
-    wgmma holds K whole, the persistent form of the first two tiles is timed too (`persist`)."""
+    multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact."""
 
     @staticmethod
     def check(site):
@@ -562,13 +561,7 @@ class Int8Mma:
 
     @staticmethod
     def candidates(site, level):
-        k = _gemm_sizes(site)[1]
-        found = _mma_candidates(site, level, k)
-        out, residual = Recipe(site).out, _residual_dtype(site)
-        persistent = [dict(c, persist=True) for c in found if c["mma"] == "wgmma" and
-                      imma.holds_whole(k, c["stages"], "wgmma") and
-                      imma.persistent_layout(*c["tile"], c["stages"], out, residual)]
-        return found + persistent[:2]
+        return _mma_candidates(site, level, _gemm_sizes(site)[1])
 
     @staticmethod
     def prepare(site, params, dev):
@@ -698,7 +691,6 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
     small = k_real * 128 * 128 < 2 ** 22  # |acc| bound: centred int8 X times int8 weights (Q/DQ models: -128)
     mma = params.get("mma", "sync")  # plans written before the wgmma form carry none
-    persist = bool(params.get("persist", False))
     why = imma.missing(mma) if mma in imma.FORMS else f"unknown main-loop form {mma!r}"
     if why:
         raise ValueError(why)
@@ -706,7 +698,7 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     bm, bn = params.get("tile", default[:2])
     stages = int(params.get("stages", default[2]))
     kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                             int(bm), int(bn), stages, conv, mma, imma.holds_whole(k, stages, mma), persist)
+                             int(bm), int(bn), stages, conv, mma, imma.holds_whole(k, stages, mma))
 
     def columns(bias):
         return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
@@ -727,7 +719,7 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
             return [y.reshape(g.n, g.p, g.q, n).transpose(0, 3, 1, 2)]
         return [y.reshape(*site.shape(0)[:-1], n)]
 
-    return Kernel(run, label=f"{label}:{mma}{'-persistent' if persist else ''}:{bm}x{bn}x{stages}")
+    return Kernel(run, label=f"{label}:{mma}:{bm}x{bn}x{stages}")
 
 
 @tactic("fp8-gemm", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=10)
