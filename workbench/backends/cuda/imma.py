@@ -512,8 +512,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     for (int i = 0; i < {mt}; ++i)
 #pragma unroll
       for (int h = 0; h < 2; ++h) {{
-        const int row = {warps["row"]} + g + h * 8;
-        if (m0 + row >= M) continue;
+        const int row = {warps["row"]} + g + h * 8;  // rows past M hold zeros: staged, never stored
         {res_read}
         wb_pair<{y_type}> yp;
 #pragma unroll
