@@ -24,7 +24,7 @@ loop takes one of two forms (FORMS), both timed as tactic candidates:
   convolution 0.16 ms (mma.sync 0.21, cuDNN int8 0.18), the folded RGB stem 0.36 ms (0.58).
 
 The epilogue, not the products, now bounds most layers: FFN1's GELU epilogue takes 0.04 of its
-0.12 ms; ResNet's 1x1 + residual convolutions issue ~16 instructions a value after the product.
+0.12 ms; ResNet's 1x1 + residual convolutions issue ~14 instructions a value after the product.
 
     >>> k = ImmaKernel(folded_lines(r, True), ("alpha", "beta"), "int8", "int8", 128, 128, 4, mma="wgmma")
     >>> k(xq, wq, alpha, beta, residual, y)          # CuPy arrays, y (M, N) preallocated
