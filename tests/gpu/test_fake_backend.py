@@ -419,3 +419,25 @@ def test_pointwise_candidates_keep_two_sync_tiles_beside_wgmma(fake_cuda):
     found, site = _conv_site(1, 64)
     cands = found["int8-mma"].candidates(site, 3)
     assert [c["mma"] for c in cands].count("sync") == 2 and cands[0]["mma"] == "wgmma"
+
+
+def test_a_wgmma_plan_on_an_older_card_says_why(fake_cuda, monkeypatch):
+    """A plan made on Hopper names the wgmma form; elsewhere preparing it fails with the reason (the runner
+    then falls back to the tactic's default, mma.sync), before anything is compiled."""
+    from tests.gpu import fakecupy
+
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    device = importlib.import_module("workbench.backends.cuda.device")
+    found, site = _conv_site(1, 64)
+    props = {"name": b"FakeGPU", "major": 8, "minor": 0, "sharedMemPerBlockOptin": 163 << 10}
+    monkeypatch.setattr(fakecupy.cuda.runtime, "getDeviceProperties", lambda i: props)
+    imma._device.cache_clear()
+    dev = device.Device(device.Shared({}))
+    try:
+        with pytest.raises(ValueError, match="wgmma needs compute capability 9.0"):
+            found["int8-mma"].prepare(site, {"tile": [64, 128], "stages": 1, "mma": "wgmma"}, dev)
+        with pytest.raises(ValueError, match="unknown main-loop form"):
+            found["int8-mma"].prepare(site, {"mma": "tcgen05"}, dev)
+    finally:
+        dev.close()
+        imma._device.cache_clear()
