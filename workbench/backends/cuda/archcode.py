@@ -68,7 +68,8 @@ class ArchKernel:
     """One `extern "C"` kernel of `code` compiled for `arch`; called like cupy.RawKernel."""
 
     def __init__(self, code: str, name: str, arch: str):
-        key = (name, arch, hashlib.sha1(code.encode()).hexdigest())
+        # a module lives in one device's context: each device loads its own
+        key = (cp.cuda.Device().id, name, arch, hashlib.sha1(code.encode()).hexdigest())
         if key not in _MODULES:
             module = cp.cuda.function.Module()
             module.load(cubin(code, name, arch))

@@ -547,7 +547,8 @@ class ImmaKernel:
                  stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False):
         name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole)
         self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
-        k = _KERNELS.get(name)
+        key = (name, cp.cuda.Device().id)  # an ArchKernel is loaded into one device's context
+        k = _KERNELS.get(key)
         if k is None:
             if mma == "wgmma":
                 k = ArchKernel(code, name, "sm_90a")
@@ -557,7 +558,7 @@ class ImmaKernel:
                 k = cp.RawKernel(code, name)
                 if self.shared > PORTABLE_SHARED:
                     k.max_dynamic_shared_size_bytes = self.shared
-            _KERNELS[name] = k
+            _KERNELS[key] = k
         self.kernel, self.bm, self.bn, self.columns, self.mma = k, bm, bn, len(columns), mma
         self.stages, self.whole = stages, whole
 
