@@ -441,3 +441,55 @@ def test_a_wgmma_plan_on_an_older_card_says_why(fake_cuda, monkeypatch):
     finally:
         dev.close()
         imma._device.cache_clear()
+
+
+class _FakeNvrtc:
+    """What archcode needs of cupy_backends' NVRTC bindings, counting compiles; `bad` sources fail."""
+
+    class NVRTCError(Exception):
+        pass
+
+    def __init__(self):
+        self.compiles = []
+
+    @staticmethod
+    def getVersion():
+        return (13, 0)
+
+    @staticmethod
+    def createProgram(src, name, headers, include_names):
+        return {"src": src}
+
+    def compileProgram(self, prog, options):
+        self.compiles.append(options)
+        if "bad" in prog["src"]:
+            raise self.NVRTCError("NVRTC_ERROR_COMPILATION")
+
+    @staticmethod
+    def getCUBIN(prog):
+        return b"cubin:" + prog["src"].encode()
+
+    @staticmethod
+    def getProgramLog(prog):
+        return "error: expected a ';'"
+
+    @staticmethod
+    def destroyProgram(prog):
+        pass
+
+
+def test_arch_kernels_compile_once_into_the_cache(fake_cuda, monkeypatch, tmp_path):
+    """sm_90a code goes to NVRTC with the target; a second request reads the cached cubin; a cache folder
+    that cannot be written costs a compile, not the kernel; a compile error carries NVRTC's log."""
+    archcode = importlib.import_module("workbench.backends.cuda.archcode")
+    nvrtc = _FakeNvrtc()
+    monkeypatch.setattr(archcode, "_nvrtc", lambda: nvrtc)
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "kernels"))
+    assert archcode.cubin("k1", "wb_k1", "sm_90a") == b"cubin:k1"
+    assert archcode.cubin("k1", "wb_k1", "sm_90a") == b"cubin:k1"
+    assert len(nvrtc.compiles) == 1 and "--gpu-architecture=sm_90a" in nvrtc.compiles[0]
+    (tmp_path / "readonly").write_text("a file where the folder should be")
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path / "readonly" / "kernels"))
+    assert archcode.cubin("k2", "wb_k2", "sm_90a") == b"cubin:k2"
+    with pytest.raises(archcode.CompileError, match="expected a ';'"):
+        archcode.cubin("bad", "wb_bad", "sm_90a")

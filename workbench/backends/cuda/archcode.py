@@ -9,6 +9,7 @@ compiler's version.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -48,7 +49,8 @@ def _compile(code: str, name: str, arch: str) -> bytes:
 
 
 def cubin(code: str, name: str, arch: str) -> bytes:
-    """The compiled cubin, from the disk cache when it holds one (written whole or not at all)."""
+    """The compiled cubin, from the disk cache when it holds one (written whole or not at all; a cache
+    folder that cannot be written costs a compile each process, nothing else)."""
     path = _cache_path(code, arch)
     try:
         with open(path, "rb") as f:
@@ -56,11 +58,12 @@ def cubin(code: str, name: str, arch: str) -> bytes:
     except OSError:
         pass
     binary = _compile(code, name, arch)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(binary)
-    os.replace(tmp, path)
+    with contextlib.suppress(OSError):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(binary)
+        os.replace(tmp, path)
     return binary
 
 
