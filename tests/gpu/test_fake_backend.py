@@ -493,3 +493,38 @@ def test_arch_kernels_compile_once_into_the_cache(fake_cuda, monkeypatch, tmp_pa
     assert archcode.cubin("k2", "wb_k2", "sm_90a") == b"cubin:k2"
     with pytest.raises(archcode.CompileError, match="expected a ';'"):
         archcode.cubin("bad", "wb_bad", "sm_90a")
+
+
+def test_an_arch_kernel_loads_once_per_device(fake_cuda, monkeypatch, tmp_path):
+    """Like RawKernel: the cubin is loaded into each device's context on first use there; the shared-memory
+    opt-in reaches every device's function, including ones loaded after it was set."""
+    import types
+
+    from tests.gpu import fakecupy
+
+    archcode = importlib.import_module("workbench.backends.cuda.archcode")
+    monkeypatch.setattr(archcode, "_nvrtc", lambda: _FakeNvrtc())
+    monkeypatch.setenv("CUPY_CACHE_DIR", str(tmp_path))
+    loads, shared = [], {}
+    current = {"id": 0}
+
+    class Module:
+        def load(self, binary):
+            loads.append((current["id"], binary))
+
+        def get_function(self, name):
+            return types.SimpleNamespace(ptr=(current["id"], name))
+
+    driver = types.SimpleNamespace(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES=8,
+                                   funcSetAttribute=lambda ptr, attr, value: shared.__setitem__(ptr, value))
+    monkeypatch.setattr(fakecupy.cuda, "function", types.SimpleNamespace(Module=Module), raising=False)
+    monkeypatch.setattr(fakecupy.cuda, "driver", driver, raising=False)
+    monkeypatch.setattr(fakecupy.cuda, "Device", lambda: types.SimpleNamespace(id=current["id"]))
+    kernel = archcode.ArchKernel("k", "wb_k", "sm_90a")
+    kernel._function()
+    kernel.max_dynamic_shared_size_bytes = 100 << 10
+    current["id"] = 1
+    kernel._function()
+    kernel._function()
+    assert [d for d, _ in loads] == [0, 1] and all(b == b"cubin:k" for _, b in loads)
+    assert shared == {(0, "wb_k"): 100 << 10, (1, "wb_k"): 100 << 10}

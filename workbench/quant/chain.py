@@ -34,7 +34,7 @@ def chain_int8(net, scales: dict | None = None):
     net = net.copy()
     readers = net.consumers()
     for layer in net.layers:
-        grid = chain_grid(net, layer, readers, scales or {})
+        grid = chain_grid(net, layer, readers, scales)
         if grid is not None:
             _chain(net, layer, grid, _reads(net, layer.outputs[0], readers))
     return net
@@ -48,7 +48,7 @@ def chain_grid(net, layer, readers: dict, scales: dict | None = None):
     if not reads or any(u is None for u, _ in reads):
         return None
     grids = {_grid(u) for u, name in reads if X in _positions(u, name)}
-    if not grids and (scales or {}).get(layer.outputs[0]):  # residual readers only: the tensor's own grid
+    if not grids and scales and scales.get(layer.outputs[0]):  # residual readers only: the tensor's own grid
         grids = {(float(np.float32(scales[layer.outputs[0]])), 0, "int8")}
     if len(grids) != 1:
         return None  # no X reader and no calibrated scale, or readers that disagree

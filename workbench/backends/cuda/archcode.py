@@ -17,7 +17,6 @@ import tempfile
 from .device import cp
 
 OPTIONS = ("-ftz=true", "-std=c++17")  # as CuPy compiles its RawKernels, so the numerics match theirs
-_MODULES: dict = {}
 
 
 class CompileError(RuntimeError):
@@ -68,27 +67,48 @@ def cubin(code: str, name: str, arch: str) -> bytes:
 
 
 class ArchKernel:
-    """One `extern "C"` kernel of `code` compiled for `arch`; called like cupy.RawKernel."""
+    """One `extern "C"` kernel of `code` compiled for `arch` (at construction, so a compile error shows
+    where the kernel is made), used like cupy.RawKernel: loaded into each device's context on first use
+    there, `attributes` and `max_dynamic_shared_size_bytes` as RawKernel has them."""
+
+    _ATTRIBUTES = ("num_regs", "local_size_bytes", "shared_size_bytes", "max_threads_per_block")
 
     def __init__(self, code: str, name: str, arch: str):
-        # a module lives in one device's context: each device loads its own
-        key = (cp.cuda.Device().id, name, arch, hashlib.sha1(code.encode()).hexdigest())
-        if key not in _MODULES:
+        self.name, self._cubin = name, cubin(code, name, arch)
+        self._functions: dict = {}   # device id -> (module, function): a module lives in one context
+        self._max_shared = None
+
+    def _function(self):
+        device = cp.cuda.Device().id
+        if device not in self._functions:
             module = cp.cuda.function.Module()
-            module.load(cubin(code, name, arch))
-            _MODULES[key] = module
-        self.module = _MODULES[key]
-        self.function = self.module.get_function(name)
+            module.load(self._cubin)
+            self._functions[device] = (module, module.get_function(self.name))
+            if self._max_shared is not None:
+                self._set_max_shared(self._functions[device][1])
+        return self._functions[device][1]
 
-    def attribute(self, name: str) -> int:
-        """A CU_FUNC_ATTRIBUTE_* value of the kernel ("NUM_REGS", "LOCAL_SIZE_BYTES", ...)."""
+    def _set_max_shared(self, function) -> None:
         driver = cp.cuda.driver
-        return driver.funcGetAttribute(getattr(driver, f"CU_FUNC_ATTRIBUTE_{name}"), self.function.ptr)
+        driver.funcSetAttribute(function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                self._max_shared)
 
-    def allow_shared(self, nbytes: int) -> None:
-        """Opt in to more than 48 KB of dynamic shared memory a block."""
-        driver = cp.cuda.driver
-        driver.funcSetAttribute(self.function.ptr, driver.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, nbytes)
+    @property
+    def attributes(self) -> dict:
+        driver, ptr = cp.cuda.driver, self._function().ptr
+        return {a: driver.funcGetAttribute(getattr(driver, f"CU_FUNC_ATTRIBUTE_{a.upper()}"), ptr)
+                for a in self._ATTRIBUTES}
+
+    @property
+    def max_dynamic_shared_size_bytes(self):
+        return self._max_shared
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, nbytes: int) -> None:
+        """Opt in to more than 48 KB of dynamic shared memory a block (on every device it loads on)."""
+        self._max_shared = nbytes
+        for _, function in self._functions.values():
+            self._set_max_shared(function)
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
-        self.function(grid, block, args, shared_mem=shared_mem)
+        self._function()(grid, block, args, shared_mem=shared_mem)

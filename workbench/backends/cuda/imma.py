@@ -51,8 +51,8 @@ MIN_MAJOR = 8              # mma.sync int8 m16n8k32 and cp.async: Ampere and lat
 PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
 MAX_STAGES = 4
 # The main loop's two forms: "sync" (mma.sync, any sm_80+ card) and "wgmma" (Hopper's warpgroup MMA, sm_90a
-# only: the "a" target runs on no later architecture). wgmma reads both operands from shared memory laid
-# out in 8-row x 16-byte core matrices (no swizzle), so a K slice's rows are unpadded there.
+# only: the "a" target runs on no later architecture). wgmma reads both operands from shared memory in
+# its 64-byte swizzle (_at), so a K slice's rows are unpadded there.
 FORMS = ("sync", "wgmma")
 ROW_BYTES = {"sync": LDS, "wgmma": BK}
 WGMMA_MAJOR = 9
@@ -547,25 +547,16 @@ class ImmaKernel:
                  stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False):
         name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole)
         self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
-        key = (name, cp.cuda.Device().id)  # an ArchKernel is loaded into one device's context
-        k = _KERNELS.get(key)
+        k = _KERNELS.get(name)
         if k is None:
-            if mma == "wgmma":
-                k = ArchKernel(code, name, "sm_90a")
-                if self.shared > PORTABLE_SHARED:
-                    k.allow_shared(self.shared)
-            else:
-                k = cp.RawKernel(code, name)
-                if self.shared > PORTABLE_SHARED:
-                    k.max_dynamic_shared_size_bytes = self.shared
-            _KERNELS[key] = k
-        self.kernel, self.bm, self.bn, self.columns, self.mma = k, bm, bn, len(columns), mma
+            k = _KERNELS[name] = ArchKernel(code, name, "sm_90a") if mma == "wgmma" else cp.RawKernel(code, name)
+            if self.shared > PORTABLE_SHARED:
+                k.max_dynamic_shared_size_bytes = self.shared
+        self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
         self.stages, self.whole = stages, whole
 
     def registers(self) -> tuple:
         """(registers per thread, local memory bytes per thread) of the compiled kernel."""
-        if self.mma == "wgmma":
-            return self.kernel.attribute("NUM_REGS"), self.kernel.attribute("LOCAL_SIZE_BYTES")
         return self.kernel.attributes.get("num_regs"), self.kernel.attributes.get("local_size_bytes")
 
     def __call__(self, xq, wq, *rest) -> None:
