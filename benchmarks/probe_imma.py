@@ -15,6 +15,8 @@ import cupy as cp
 import numpy as np
 
 from workbench.backends.cuda import imma
+from workbench.backends.cuda.device import Device
+from workbench.backends.cuda.lt import R8I, R32I, LtMatmul
 from workbench.backends.cuda.quantized import _elementwise, _requantize_source, folded_lines
 
 # name: rows (M), outputs (N), reduction (K), output dtype, residual dtype, activation
@@ -43,6 +45,17 @@ def timeit(fn, iters=20):
     stop.record()
     stop.synchronize()
     return cp.cuda.get_elapsed_time(start, stop) / iters
+
+
+def lt_int8(x, w, m: int, n: int, k: int):
+    """The fastest of cuBLASLt's heuristic int8 -> int32 algorithms (no epilogue): the library's product speed."""
+    dev = Device()
+    mm = LtMatmul(dev, m, n, k, R8I, R32I)
+    acc, one = cp.empty((m, n), cp.int32), np.ones(1, np.int32)
+    try:
+        return min(timeit(lambda: mm(x, w, acc, one, algo=a)) for a in range(mm.count))
+    finally:
+        dev.close()
 
 
 def recipe(out, residual, act):
@@ -99,6 +112,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", default=None)
     p.add_argument("--cases", nargs="*", default=None, help="only the cases whose names contain one of these")
+    p.add_argument("--only", default=None, help="only the kernels whose labels contain this (e.g. 'full wgmma 128x128x5')")
     args = p.parse_args()
     rng = np.random.default_rng(0)
     results = {}
@@ -116,14 +130,18 @@ def main():
         a16, b16 = cp.asarray(rng.standard_normal((m, k)), cp.float16), cp.asarray(rng.standard_normal((k, n)), cp.float16)
         row["fp16_matmul_ms"] = timeit(lambda: cp.matmul(a16, b16))
         del a16, b16
+        row["cublaslt_int8_int32_ms"] = lt_int8(x, w, m, n, k)
         r = recipe(out, residual, act)
         for vname, (lines, columns) in variants(r, k).items():
             vectors = [alpha, beta][:len(columns)]
-            for mma, bm, bn, stages in [(f, *t, s) for f in imma.forms() for t in imma.tiles(f)
-                                        for s in imma.stage_range(k, f)]:
+            every = [(f, *t, s) for f in imma.forms() if f != "tma" for t in imma.tiles(f) for s in imma.stage_range(k, f)]
+            fed = [("tma", *c) for c in imma.configs(n, k, out, residual, "tma")] if "tma" in imma.forms() else []
+            for mma, bm, bn, stages in fed + every:
                 if imma.layout(bm, bn, stages, out, residual, mma) is None:
                     continue
                 label = f"{vname} {mma} {bm}x{bn}x{stages}"
+                if args.only is not None and args.only not in label:
+                    continue
                 try:
                     kern = imma.ImmaKernel(lines, columns, residual, out, bm, bn, stages, None, mma,
                                            imma.holds_whole(k, stages, mma))
@@ -132,18 +150,19 @@ def main():
                 except Exception as e:  # noqa: BLE001
                     row[label] = f"{type(e).__name__}: {e}"[:200]
         results[name] = row
-        best = min((v, kk) for kk, v in row.items() if isinstance(v, float) and kk.startswith("full"))
-        print(f"{name:24s} fp16 matmul {row['fp16_matmul_ms']:.3f}  bytes {row['bytes_at_3TBps_ms']:.3f}  "
-              f"best {best[1]} {best[0]:.3f}  " +
+        best = min(((v, kk) for kk, v in row.items() if isinstance(v, float) and kk.startswith("full")),
+                   default=(float("nan"), "-"))
+        print(f"{name:24s} fp16 matmul {row['fp16_matmul_ms']:.3f}  cuBLASLt int8 {row['cublaslt_int8_int32_ms']:.3f}  "
+              f"bytes {row['bytes_at_3TBps_ms']:.3f}  best {best[1]} {best[0]:.3f}  " +
               "  ".join(f"{kk}={v:.3f}" for kk, v in row.items() if isinstance(v, float) and " " in kk), flush=True)
         del x, w, res, y
         cp.get_default_memory_pool().free_all_blocks()
-    results.update(stem_implicit(rng))
-    stem = cp.asarray(rng.standard_normal((256, 112, 112, 64)), cp.float16)
-    for label, grid in (("reciprocal", [0.05, 0, -128, 127]),):
-        k = _elementwise({"in": "float16", "grid": grid, "y_int": "int8"}, _requantize_source)
-        results[f"stem rounding pass ({label})"] = timeit(lambda: k(stem))
-    print({k: v for k, v in results.items() if k.startswith("stem")})
+    if args.cases is None or any("stem" in c for c in args.cases):
+        results.update(stem_implicit(rng))
+        stem = cp.asarray(rng.standard_normal((256, 112, 112, 64)), cp.float16)
+        k = _elementwise({"in": "float16", "grid": [0.05, 0, -128, 127], "y_int": "int8"}, _requantize_source)
+        results["stem rounding pass (reciprocal)"] = timeit(lambda: k(stem))
+        print({k: v for k, v in results.items() if k.startswith("stem")})
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)

@@ -528,3 +528,73 @@ def test_an_arch_kernel_loads_once_per_device(fake_cuda, monkeypatch, tmp_path):
     kernel._function()
     assert [d for d, _ in loads] == [0, 1] and all(b == b"cubin:k" for _, b in loads)
     assert shared == {(0, "wb_k"): 100 << 10, (1, "wb_k"): 100 << 10}
+
+
+def test_a_tensor_map_describes_rows_of_k_bytes_in_128_byte_boxes():
+    """What reaches cuTensorMapEncodeTiled: innermost dimension K, one row stride, boxes of 128 bytes by the
+    tile's rows, the 128-byte swizzle, zeros out of bounds; operands TMA cannot describe are refused."""
+    from workbench.backends.cuda import tma
+
+    seen = {}
+
+    def encoder(out, dtype, rank, ptr, dims, strides, box, unit, interleave, swizzle, l2, oob):
+        seen.update(dtype=dtype, rank=rank, ptr=ptr, dims=list(dims[:2]), strides=[strides[0]], box=list(box[:2]),
+                    unit=list(unit[:2]), swizzle=swizzle, oob=oob)
+        np.ctypeslib.as_array((np.ctypeslib.ctypes.c_uint64 * 16).from_address(out))[:] = 7
+        return 0
+
+    m = tma.encode(0x10000, 300, 784, 128, encoder)
+    assert m.dtype == tma.TENSOR_MAP and m.shape == (1,) and m.nbytes == 128 and (m["bytes"] == 7).all()
+    assert seen == dict(dtype=0, rank=2, ptr=0x10000, dims=[784, 300], strides=[784], box=[128, 128], unit=[1, 1],
+                        swizzle=3, oob=0)
+    for bad in ((0x10000, 300, 792 + 4, 128), (0x10008, 300, 784, 128), (0x10000, 300, 784, 512)):
+        with pytest.raises(ValueError, match="TMA"):
+            tma.encode(*bad, encoder)
+    with pytest.raises(RuntimeError, match="CUresult 1"):
+        tma.encode(0x10000, 300, 784, 128, lambda *a: 1)
+
+
+@pytest.mark.parametrize("tile,n,mt", [((128, 256), 256, 1), ((256, 128), 128, 2), ((128, 128), 128, 1),
+                                       ((64, 256), 128, 1)])
+def test_tma_source_feeds_two_warpgroups_from_a_producer_warp(fake_cuda, tile, n, mt):
+    """Warp 8 requests both operands' boxes per slot; the two consumer warpgroups wait on the slot's full
+    barrier, release it through the empty one, and synchronise among themselves only (the producer has
+    returned); slots sit on 1024-byte boundaries in the 128-byte swizzle."""
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    _, code = imma.source(["y = (float)acc;"], (), "int8", "float16", *tile, 2, mma="tma")
+    body = code.split('extern "C"')[1]
+    assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert body.count("wb_tma(") == 2 and "__launch_bounds__(288)" in body and "wb_cp16(" in body
+    assert "__syncthreads" not in body.split("return;")[1] and "bar.sync 1, 256" in body
+    assert "wb_desc128" in body and "ldmatrix" not in body and "auto load" not in body
+    shared = imma.layout(*tile, 2, "float16", "int8", "tma")
+    assert shared["bars"] + 16 * 2 + imma.TMA_ALIGN == shared["bytes"]
+    with pytest.raises(ValueError, match="plain rows"):
+        imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, {"c": 16}, mma="tma")
+
+
+def test_tma_runs_where_wgmma_does_and_the_driver_encodes_maps(fake_cuda, monkeypatch):
+    """tma is offered first on Hopper when the driver's encoder is there, never for a convolution's
+    patches, and its configurations include depths that let two blocks share a multiprocessor."""
+    from tests.gpu import fakecupy
+    from workbench.backends.cuda import tma
+
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    props = {"name": b"FakeGPU", "major": 9, "minor": 0, "sharedMemPerBlockOptin": 227 << 10}
+    monkeypatch.setattr(fakecupy.cuda.runtime, "getDeviceProperties", lambda i: props)
+    imma._device.cache_clear()
+    try:
+        monkeypatch.setattr(tma, "missing", lambda: "no driver")
+        assert imma.forms() == ["wgmma", "sync"] and "no driver" in imma.missing("tma")
+        monkeypatch.setattr(tma, "missing", lambda: None)
+        assert imma.forms() == ["tma", "wgmma", "sync"]
+        found = imma.configs(768, 3072, "int8", None, "tma")
+        sizes = [imma.layout(*c, "int8", None, "tma")["bytes"] for c in found]
+        assert max(sizes) > 113 << 10 and min(sizes) <= 113 << 10 and all(s <= 227 << 10 for s in sizes)
+        assert list(imma.stage_range(3072, "tma")) == [6, 5, 4, 3, 2] and list(imma.stage_range(64, "tma")) == [2]
+        tactics, site = _conv_site(3, 64)
+        assert "tma" not in {c["mma"] for c in tactics["int8-implicit"].candidates(site, 4)}
+        tactics, site = _conv_site(1, 64)
+        assert "tma" in {c["mma"] for c in tactics["int8-mma"].candidates(site, 3)}
+    finally:
+        imma._device.cache_clear()

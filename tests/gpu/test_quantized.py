@@ -255,11 +255,12 @@ def _runs(mma: str) -> str:
 
 @pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
 @pytest.mark.parametrize("mma,stages", [("sync", 1), ("sync", 2), ("sync", 4), ("wgmma", 1), ("wgmma", 2),
-                                        ("wgmma", 3), ("wgmma", 5)])
+                                        ("wgmma", 3), ("wgmma", 5), ("tma", 2), ("tma", 3), ("tma", 6)])
 @pytest.mark.parametrize("rows,k,n", [(300, 80, 48), (384, 784, 200), (130, 64, 96), (4096, 1024, 256)])
 def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     """The tensor-core product alone (acc written as float32, exact below 2**24): tails in every dimension,
-    one K slice, several (the cp.async pipeline at each depth) and a K tail of 16, in both loop forms."""
+    one K slice, several (the pipeline at each depth: tma's slots refilled over several rounds) and a K
+    tail of 16, in every loop form."""
     import cupy as cp
 
     from workbench.backends.cuda.imma import ImmaKernel, holds_whole, layout
@@ -305,7 +306,7 @@ def _within_a_step(got, want):
 
 
 @pytest.mark.parametrize("config", range(4))
-@pytest.mark.parametrize("mma", ["sync", "wgmma"])
+@pytest.mark.parametrize("mma", ["sync", "wgmma", "tma"])
 @pytest.mark.parametrize("rows,k,n,out,act", [(300, 80, 48, "int8", "Relu"), (384, 768, 200, "float16", "Gelu"),
                                               (130, 64, 96, "float32", None), (256, 3072, 64, "int8", "Gelu")])
 def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
@@ -331,7 +332,8 @@ def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
 
 @pytest.mark.parametrize("stride,residual,zero_point", [(1, "int8", 0), (1, "float16", 3), (2, None, -5)])
 @pytest.mark.parametrize("tile,stages,c,mma", [([128, 64], 1, 64, "sync"), ([128, 128], 2, 128, "sync"),
-                                              ([128, 64], 3, 64, "wgmma"), ([128, 128], 4, 128, "wgmma")])
+                                              ([128, 64], 3, 64, "wgmma"), ([128, 128], 4, 128, "wgmma"),
+                                              ([128, 128], 2, 64, "tma"), ([256, 128], 4, 128, "tma")])
 def test_int8_mma_pointwise_conv_chained(stride, residual, zero_point, tile, stages, c, mma):
     """The residual loaded with the first K slice where shared memory allows, else after the product."""
     from workbench.backends.cuda.imma import layout

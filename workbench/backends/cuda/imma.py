@@ -37,6 +37,7 @@ import json
 
 import numpy as np
 
+from . import tma
 from .archcode import ArchKernel
 from .device import cp
 from .pointwise import _PREAMBLE
@@ -50,11 +51,17 @@ SHARED_LIMIT = 112 << 10  # dynamic shared memory per block: two blocks still fi
 MIN_MAJOR = 8              # mma.sync int8 m16n8k32 and cp.async: Ampere and later
 PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
 MAX_STAGES = 4
-# The main loop's two forms: "sync" (mma.sync, any sm_80+ card) and "wgmma" (Hopper's warpgroup MMA, sm_90a
-# only: the "a" target runs on no later architecture). wgmma reads both operands from shared memory in
-# its 64-byte swizzle (_at), so a K slice's rows are unpadded there.
-FORMS = ("sync", "wgmma")
-ROW_BYTES = {"sync": LDS, "wgmma": BK}
+# The main loop's forms: "sync" (mma.sync, any sm_80+ card), "wgmma" (Hopper's warpgroup MMA, sm_90a
+# only: the "a" target runs on no later architecture) and "tma" (wgmma fed by the tensor memory
+# accelerator from a producer warp). wgmma reads both operands from shared memory in its 64-byte swizzle
+# (_at), so a K slice's rows are unpadded there; tma's slices are 128 bytes deep in the 128-byte swizzle.
+FORMS = ("sync", "wgmma", "tma")
+TMA_BK = tma.BOX_BYTES
+ROW_BYTES = {"sync": LDS, "wgmma": BK, "tma": TMA_BK}
+TMA_THREADS = THREADS + 32  # two consumer warpgroups (warps 0-7) and the producer warp
+TMA_TILES = ((128, 256), (256, 128), (128, 128), (64, 256), (128, 64))
+TMA_STAGES = (2, 6)         # slots: the producer refills one as soon as both warpgroups are done with it
+TMA_ALIGN = 1024            # the 128-byte swizzle repeats every 8 rows: slots start on 1024-byte boundaries
 WGMMA_MAJOR = 9
 WGMMA_STAGES = (3, 5)      # slots: one being read by a wgmma in flight, one by the next, the rest loading
 TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fastest (probe_imma.py, H100)
@@ -109,8 +116,10 @@ def _device(device_id: int) -> tuple:
 def missing(mma: str = "sync") -> str | None:
     """Why the current device cannot run the kernel's `mma` form, or None."""
     major = _device(cp.cuda.Device().id)[0]
-    if mma == "wgmma":
-        return None if major == WGMMA_MAJOR else f"wgmma needs compute capability {WGMMA_MAJOR}.0 (sm_90a), got {major}"
+    if mma in ("wgmma", "tma"):
+        if major != WGMMA_MAJOR:
+            return f"{mma} needs compute capability {WGMMA_MAJOR}.0 (sm_90a), got {major}"
+        return tma.missing() if mma == "tma" else None
     return None if major >= MIN_MAJOR else f"needs compute capability {MIN_MAJOR}.0+ (mma.sync int8, cp.async)"
 
 
@@ -119,28 +128,37 @@ def forms() -> list:
     return [f for f in reversed(FORMS) if not missing(f)]
 
 
-def shared_limit() -> int:
+def shared_limit(mma: str = "sync") -> int:
     """Shared memory a block may take on the current device: SHARED_LIMIT, or less where the device
-    offers less (consumer Ada and Ampere cards: 99 KB)."""
-    return min(SHARED_LIMIT, _device(cp.cuda.Device().id)[1])
+    offers less (consumer Ada and Ampere cards: 99 KB). The tma form may take all the device offers:
+    its deep tiles run one block an SM (configs() also offers depths that let two share one)."""
+    offered = _device(cp.cuda.Device().id)[1]
+    return offered if mma == "tma" else min(SHARED_LIMIT, offered)
 
 
 def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None, mma: str = "sync") -> dict | None:
     """Shared memory of one configuration, or None where it does not fit: `stages` K slices of X and W
     from offset 0, the outputs staged over them once the product is done, the residual tile in a region
-    of its own, loaded with the first slice ("prefetch") where that fits, else after the product."""
+    of its own, loaded with the first slice ("prefetch") where that fits, else after the product. The tma
+    form adds a full and an empty mbarrier a slot ("bars") and the slack that aligns the slots."""
     slices, ys, rs = stages * (bm + bn) * ROW_BYTES[mma], _staged(bm, bn, out), _staged(bm, bn, residual)
-    limit = shared_limit()
+    extra = 16 * stages + TMA_ALIGN if mma == "tma" else 0
+    limit = shared_limit(mma) - extra
     if max(slices, ys) + rs <= limit:
-        return {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
-    if max(slices, rs + ys) <= limit:
-        return {"bytes": max(slices, rs + ys), "res": 0, "ys": rs, "prefetch": False}
-    return None
+        found = {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
+    elif max(slices, rs + ys) <= limit:
+        found = {"bytes": max(slices, rs + ys), "res": 0, "ys": rs, "prefetch": False}
+    else:
+        return None
+    if mma == "tma":
+        found["bars"] = found["bytes"]
+        found["bytes"] += extra
+    return found
 
 
 def tiles(mma: str) -> tuple:
     """The (BM, BN) tiles of a main-loop form, the ones expected fastest first."""
-    return WGMMA_TILES if mma == "wgmma" else TILES
+    return {"wgmma": WGMMA_TILES, "tma": TMA_TILES}.get(mma, TILES)
 
 
 def stage_range(k: int, mma: str = "sync") -> range:
@@ -148,6 +166,9 @@ def stage_range(k: int, mma: str = "sync") -> range:
     form's bound. wgmma holds K whole where it has fewer slices than WGMMA_STAGES[1] (one depth: every
     slice in its own slot), else pipelines it through 3 or more slots (two hold the slices that the
     products in flight read)."""
+    if mma == "tma":
+        slices = -(-k // TMA_BK)
+        return range(max(min(slices, TMA_STAGES[1]), TMA_STAGES[0]), TMA_STAGES[0] - 1, -1)
     slices = -(-k // BK)
     if mma == "wgmma":
         if slices < WGMMA_STAGES[1]:
@@ -158,15 +179,20 @@ def stage_range(k: int, mma: str = "sync") -> range:
 
 def configs(n: int, k: int, out: str, residual: str | None = None, mma: str = "sync") -> list:
     """(BM, BN, stages) worth timing, in TILES' order: the deepest pipeline of stage_range that fits
-    shared memory; tiles twice as wide as N are left out."""
+    shared memory; tiles twice as wide as N are left out. For tma also the deepest that lets two blocks
+    share a multiprocessor, so that one block's epilogue overlaps the other's products."""
     found = []
     for bm, bn in tiles(mma):
         if bn > 64 and bn >= 2 * n:
             continue
-        for stages in stage_range(k, mma):
-            if layout(bm, bn, stages, out, residual, mma):
-                found.append((bm, bn, stages))
-                break
+        bounds = (shared_limit(mma), shared_limit(mma) // 2 - TMA_ALIGN) if mma == "tma" else (shared_limit(mma),)
+        for bound in bounds:
+            for stages in stage_range(k, mma):
+                shared = layout(bm, bn, stages, out, residual, mma)
+                if shared and shared["bytes"] <= bound:
+                    if (bm, bn, stages) not in found:
+                        found.append((bm, bn, stages))
+                    break
     return found
 
 
@@ -216,6 +242,39 @@ __device__ inline unsigned long long wb_desc(unsigned addr) {{
          (2ull << 62);
 }}
 """
+
+# The tma form: slots of 128-byte rows in the 128-byte swizzle (descriptor mode 1, 8-row groups 1024 bytes
+# apart), written by cp.async.bulk.tensor (the tensor map's swizzle is the same function of the address
+# bits); each slot has a "full" mbarrier (the producer's expected bytes, completed by the copies) and an
+# "empty" one (an arrival from each consumer warp once its products of the slot are done).
+_TMA = rf"""
+struct __align__(64) wb_tmap {{ unsigned long long v[{tma.MAP_BYTES // 8}]; }};
+__device__ inline unsigned long long wb_desc128(unsigned addr) {{
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)({8 * TMA_BK} >> 4) << 32) |
+         (1ull << 62);
+}}
+__device__ inline void wb_mbar_init(unsigned bar, unsigned count) {{
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
+}}
+__device__ inline void wb_mbar_expect(unsigned bar, unsigned bytes) {{
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" :: "r"(bar), "r"(bytes) : "memory");
+}}
+__device__ inline void wb_mbar_arrive(unsigned bar) {{
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" :: "r"(bar) : "memory");
+}}
+__device__ inline void wb_mbar_wait(unsigned bar, unsigned parity) {{
+  unsigned done = 0;
+  while (!done)
+    asm volatile("{{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                 " selp.u32 %0, 1, 0, p;\n}}\n" : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+}}
+__device__ inline void wb_tma(unsigned dst, const wb_tmap* map, int k, int row, unsigned bar) {{
+  asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes"
+               " [%0], [%1, {{%2, %3}}], [%4];\n"
+               :: "r"(dst), "l"((unsigned long long)map), "r"(k), "r"(row), "r"(bar) : "memory");
+}}
+"""
+_CONSUMERS_SYNC = 'asm volatile("bar.sync 1, 256;\\n" ::: "memory");  // the consumer warps only'
 
 
 def _at(mma: str, row: str, k: str) -> str:
@@ -312,7 +371,7 @@ def _warp_tiles(bm: int, bn: int, mma: str) -> dict:
     wtm x wtn block of the tile. The two wgmma warpgroups split the tile's rows where it has 128 or more
     (each then issues bm / 128 m64 products a K step), else its columns; a warpgroup's warp w holds rows
     16 w to 16 w + 15 of each m64 block (the accumulator layout of m64nNk32)."""
-    if mma == "wgmma":
+    if mma in ("wgmma", "tma"):
         groups_m = 2 if bm >= 128 else 1
         rows, wtn = bm // groups_m, bn // (2 // groups_m)
         return {"place": f"const int wm = (warp >> 2) % {groups_m}, wn = (warp >> 2) / {groups_m};",
@@ -421,6 +480,58 @@ def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, whole: bool) -
   __syncthreads();"""
 
 
+def _tma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, bars: int, consumers_start: str) -> str:
+    """The tma main loop: warp 8 is the producer, one of its threads requesting each slice (X's and W's
+    boxes) once its slot is empty; warps 0-7 (two warpgroups) wait for a slot to be full, issue its
+    products and, once the next slice's products are in flight, mark it empty. The producer needs no
+    registers to speak of and issues two instructions a slice where cp.async took four a thread.
+    `consumers_start`: C the consumers run first (the residual's prefetch)."""
+    stage_bytes = (bm + bn) * TMA_BK
+    products = "".join(f"""      {{
+        const unsigned long long da = wb_desc128(base + a_off + {i * 64 * TMA_BK} + kk);
+        {_wgmma(wtn, i)}
+      }}
+""" for i in range(mt))
+    return f"""
+  const unsigned full = sbase + {bars}, empty = full + {8 * stages};
+  if (tid == 0) {{
+    for (int s = 0; s < {stages}; ++s) {{
+      wb_mbar_init(full + 8 * s, 1);
+      wb_mbar_init(empty + 8 * s, {THREADS // 32});
+    }}
+    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
+  }}
+  __syncthreads();
+  if (warp == {THREADS // 32}) {{
+    if (lane == 0)
+      for (int kt = 0; kt < tiles; ++kt) {{
+        const int s = kt % {stages};
+        if (kt >= {stages}) wb_mbar_wait(empty + 8 * s, ((kt / {stages}) - 1) & 1);
+        const unsigned dst = sbase + s * {stage_bytes};
+        wb_mbar_expect(full + 8 * s, {stage_bytes});  // out-of-bounds box rows arrive as zeros, counted
+        wb_tma(dst, &tx, kt * {TMA_BK}, m0, full + 8 * s);
+        wb_tma(dst + {bm * TMA_BK}, &tw, kt * {TMA_BK}, n0, full + 8 * s);
+      }}
+    return;
+  }}{consumers_start}
+  const unsigned a_off = wm * {mt * 64 * TMA_BK}, b_off = {bm * TMA_BK} + wn * {wtn * TMA_BK};
+  for (int kt = 0; kt < tiles; ++kt) {{
+    const int s = kt % {stages};
+    wb_mbar_wait(full + 8 * s, (kt / {stages}) & 1);
+    const unsigned base = sbase + s * {stage_bytes};
+    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+#pragma unroll
+    for (int kk = 0; kk < {TMA_BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
+      const unsigned long long db = wb_desc128(base + b_off + kk);
+{products}    }}
+    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+    asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
+    if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((kt - 1) % {stages}));  // slice kt - 1 is read
+  }}
+  asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
+  {_CONSUMERS_SYNC}"""
+
+
 def holds_whole(k: int, stages: int, mma: str) -> bool:
     """Whether a product over K has each K slice in a slot of its own (wgmma's loop without reuse)."""
     return mma == "wgmma" and -(-k // BK) <= stages
@@ -434,7 +545,10 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     whole: K has at most `stages` slices (holds_whole()), which the kernel then assumes."""
     shared = layout(bm, bn, stages, out, residual, mma)
     if shared is None:
-        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit()} bytes of shared memory")
+        raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit(mma)} bytes of shared memory")
+    fed = mma == "tma"
+    if fed and conv:
+        raise ValueError("the tma form reads plain rows: a convolution's patches take the wgmma or sync form")
     warps = _warp_tiles(bm, bn, mma)
     mt, wtn = warps["mt"], warps["wtn"]
     nt = wtn // 8
@@ -443,7 +557,8 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     y_type = _C[out]
-    params = ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
+    params = ["const __grid_constant__ wb_tmap tx", "const __grid_constant__ wb_tmap tw"] if fed else \
+        ["const signed char* __restrict__ X", "const signed char* __restrict__ W"]
     params += [f"const float* __restrict__ {c}_v" for c in columns]
     params += [f"const {_C[residual]}* __restrict__ R"] if residual else []
     params += [f"{_C[out]}* __restrict__ Y", "int M", "int N", "int K"]
@@ -459,10 +574,11 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     wb_cp16(smem + {shared["res"]} + row * {ldr * rsize} + c * 16,
             ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
   }}"""
-    after = "" if shared["prefetch"] else load_residual + """
+    sync = _CONSUMERS_SYNC if fed else "__syncthreads();"
+    after = "" if shared["prefetch"] and not fed else ("" if shared["prefetch"] else load_residual) + f"""
   wb_commit();
   asm volatile("cp.async.wait_group 0;\\n" ::);
-  __syncthreads();"""
+  {sync}"""
     res_read = f"const wb_pair<{_C[residual]}> rp = *(const wb_pair<{_C[residual]}>*)&Rs[row * {ldr} + col];" \
         if residual else ""
     res_pick = f"const {_C[residual]} res = rp.v[c];" if residual else ""
@@ -472,11 +588,30 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     row_bytes = ROW_BYTES[mma]
     stage_bytes = (bm + bn) * row_bytes
     setup, x_loader = _patch_loader(conv, bm, mma) if conv else ("", _rows_loader("As", "X", bm, "m0", "M", mma))
-    main_loop = _wgmma_loop(bm, bn, stages, mt, wtn, whole) if mma == "wgmma" else \
-        _sync_loop(bm, bn, stages, warps["wtm"], wtn)
-    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + (_WGMMA if mma == "wgmma" else "") + f"""
-extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params)}) {{
-  extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared["bytes"]} bytes
+    prefetch = load_residual if shared["prefetch"] else ""
+    if fed:
+        main_loop = _tma_loop(bm, bn, stages, mt, wtn, shared["bars"], prefetch + ("\n  wb_commit();" if prefetch else ""))
+    elif mma == "wgmma":
+        main_loop = _wgmma_loop(bm, bn, stages, mt, wtn, whole)
+    else:
+        main_loop = _sync_loop(bm, bn, stages, warps["wtm"], wtn)
+    # tma: the slots start at the first 1024-byte boundary of the block's dynamic shared memory
+    smem_decl = f"""extern __shared__ __align__({TMA_ALIGN}) unsigned char wb_smem[];  // {shared["bytes"]} bytes
+  const unsigned sbase = ((unsigned)__cvta_generic_to_shared(wb_smem) + {TMA_ALIGN - 1}) & ~{TMA_ALIGN - 1}u;
+  unsigned char* smem = wb_smem + (sbase - (unsigned)__cvta_generic_to_shared(wb_smem));""" if fed else \
+        f"extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared['bytes']} bytes"
+    extra = {"wgmma": _WGMMA, "tma": _TMA}.get(mma, "")
+    depth = TMA_BK if fed else BK
+    loader = "" if fed else f"""
+  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * row_bytes} bytes on
+  auto load = [&](int s, int k0) {{
+    unsigned char* As = smem + s * {stage_bytes};
+    unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
+    wb_commit();
+  }};"""
+    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + extra + f"""
+extern "C" __global__ void __launch_bounds__({TMA_THREADS if fed else THREADS}) {name}({", ".join(params)}) {{
+  {smem_decl}
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   {warps["place"]}
   // blocks of one row band are launched side by side, so X's rows are read from DRAM once, then from L2
@@ -489,14 +624,8 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
     for (int j = 0; j < {nt}; ++j)
 #pragma unroll
       for (int c = 0; c < 4; ++c) accs[i][j][c] = 0;
-  const int tiles = (K + {BK - 1}) / {BK};{setup}
-  // stage s holds a 64-byte K slice: X rows at smem + s * {stage_bytes}, W rows {bm * row_bytes} bytes on
-  auto load = [&](int s, int k0) {{
-    unsigned char* As = smem + s * {stage_bytes};
-    unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
-    wb_commit();
-  }};
-{load_residual if shared["prefetch"] else ""}{main_loop}
+  const int tiles = (K + {depth - 1}) / {depth};{setup}{loader}
+{"" if fed else prefetch}{main_loop}
   {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
   {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
 {after}
@@ -527,7 +656,7 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(params
         *(wb_pair<{y_type}>*)&Ys[row * {ldy} + col] = yp;
       }}
     }}
-  __syncthreads();
+  {sync}
   for (int i = tid; i < {bm * bn * size // 16}; i += {THREADS}) {{
     const int row = i / {bn * size // 16}, c = i % {bn * size // 16};
     const int m = m0 + row, n = n0 + c * {16 // size};
@@ -549,11 +678,12 @@ class ImmaKernel:
         self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
         k = _KERNELS.get(name)
         if k is None:
-            k = _KERNELS[name] = ArchKernel(code, name, "sm_90a") if mma == "wgmma" else cp.RawKernel(code, name)
+            k = _KERNELS[name] = ArchKernel(code, name, "sm_90a") if mma != "sync" else cp.RawKernel(code, name)
             if self.shared > PORTABLE_SHARED:
                 k.max_dynamic_shared_size_bytes = self.shared
         self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
-        self.stages, self.whole = stages, whole
+        self.stages, self.whole, self.fed = stages, whole, mma == "tma"
+        self._w_map = None  # (address, shape, map): a layer's weights stay put, its X may move
 
     def registers(self) -> tuple:
         """(registers per thread, local memory bytes per thread) of the compiled kernel."""
@@ -566,6 +696,14 @@ class ImmaKernel:
         (m, n), k = y.shape, wq.shape[1]
         if self.whole and k > self.stages * BK:
             raise ValueError(f"the kernel holds K whole in {self.stages} slot(s) (K <= {self.stages * BK}), got {k}")
-        args = [xq, wq, *vectors] + ([residual] if residual is not None else []) + \
+        operands = [xq, wq] if not self.fed else [tma.tensor_map(xq, self.bm), self._weights_map(wq)]
+        args = operands + [*vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
-        self.kernel((-(-m // self.bm) * -(-n // self.bn),), (THREADS,), tuple(args), shared_mem=self.shared)
+        threads = TMA_THREADS if self.fed else THREADS
+        self.kernel((-(-m // self.bm) * -(-n // self.bn),), (threads,), tuple(args), shared_mem=self.shared)
+
+    def _weights_map(self, wq):
+        key = (int(wq.data.ptr), wq.shape)
+        if self._w_map is None or self._w_map[0] != key:
+            self._w_map = (key, tma.tensor_map(wq, self.bn))
+        return self._w_map[1]

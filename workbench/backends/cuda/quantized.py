@@ -602,12 +602,12 @@ class Int8Implicit:
     @staticmethod
     def candidates(site, level):
         g = geometry(site)
-        plain = _mma_candidates(site, level, _implicit_form(g, 1)[1])
+        plain = _mma_candidates(site, level, _implicit_form(g, 1)[1], patches=True)
         if g.c % 16 == 0 and level < EXHAUSTIVE_LEVEL:
             return [c for c in plain if c["mma"] == "wgmma"]
         if not _foldable(g):
             return plain
-        return [dict(c, fold=2) for c in _mma_candidates(site, level, _implicit_form(g, 2)[1])] + plain[:2]
+        return [dict(c, fold=2) for c in _mma_candidates(site, level, _implicit_form(g, 2)[1], patches=True)] + plain[:2]
 
     @staticmethod
     def prepare(site, params, dev):
@@ -668,16 +668,17 @@ def _patch_k(g) -> int:
     return -(-(g.r * g.s * _channels4(g)) // 16) * 16
 
 
-def _mma_candidates(site, level, k: int) -> list:
-    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: wgmma first). Where
-    wgmma runs, mma.sync won no layer of ResNet-50 or BERT (H100): two of its tiles stay as a fallback
-    below the exhaustive level, which keeps the ResNet-50 INT8 build near 150 s."""
+def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
+    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: tma, wgmma first;
+    `patches`: a convolution's, which tma does not read). Where wgmma runs, mma.sync won no layer of
+    ResNet-50 or BERT (H100): two of its tiles stay as a fallback below the exhaustive level, which keeps
+    the ResNet-50 INT8 build near 150 s."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
-    forms = imma.forms()
+    forms = [f for f in imma.forms() if not (patches and f == "tma")]
     fallback = 2 if "wgmma" in forms and level < EXHAUSTIVE_LEVEL else keep
     return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in forms
             for bm, bn, s in imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[
-                :keep if mma == "wgmma" else fallback]]
+                :fallback if mma == "sync" else keep]]
 
 
 def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, label: str) -> Kernel:
