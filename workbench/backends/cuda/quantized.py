@@ -203,7 +203,9 @@ def folded_lines(r: dict, small_acc: bool) -> list:
         lines.append(f"v = fmaf(wb_small_i2f((int)res - {int(zp)}), {_f32(s * post)}, v);")
     elif r["residual"]:
         lines.append(f"v = fmaf((float)res, {_f32(post)}, v);")
-    if not fold:
+    if name == "Gelu":
+        lines.append("v = wb_gelu(v);")  # imma.EXACT's: erff's branches took most of FFN1's epilogue
+    elif not fold:
         gen = _Gen({"inputs": ["float32"], "round": None}, "float")
         value = gen.value(act_node(*(r["act"] or [None, None, None]), ["in", 0]))
         lines += ["float in0 = v;"] + gen.lines + [f"v = {value};"]
