@@ -30,6 +30,7 @@ CASES = {
     "r50 s3 branch2 +res": (50176, 1024, 256, "int8", "int8", "Relu"),
     "r50 s4 branch2 +res": (12544, 2048, 512, "int8", "int8", "Relu"),
     "bert qkv": (8192, 768, 768, "float16", None, None),
+    "bert qkv packed": (8192, 2304, 768, "float16", None, None),
     "bert ffn1 gelu->int8": (8192, 3072, 768, "int8", None, "Gelu"),
     "bert ffn2": (8192, 768, 3072, "float16", None, None),
 }

@@ -45,12 +45,20 @@ def reference(inputs, attrs, precision):
     return o.transpose(0, 2, 1, 3).reshape(b, sq, h * dv)
 
 
-def _check(tactic, name, precision, params=None):
+def _packed(inputs, attrs):
+    """Q, K and V as column ranges of one QKV tensor given three times (passes/pack_qkv.py's form)."""
+    q, k, v, m = inputs
+    qkv = np.concatenate([q, k, v], axis=2)
+    return [qkv, qkv, qkv, m], dict(attrs, packed=[q.shape[2], k.shape[2], v.shape[2]])
+
+
+def _check(tactic, name, precision, params=None, packed=False):
     inputs, attrs = _case(name)
     if precision == "fp16":  # the activations a fp16 engine hands the layer
         inputs = [x.astype(np.float16) if x is not None else None for x in inputs]
+    given, given_attrs = _packed(inputs, attrs) if packed else (inputs, attrs)
     try:
-        got = run_tactic(tactic, "FusedAttention", inputs, attrs, precision, params=params, domain="workbench",
+        got = run_tactic(tactic, "FusedAttention", given, given_attrs, precision, params=params, domain="workbench",
                          const=())[0]
     except NotApplicable as e:
         pytest.skip(f"{tactic}: {e}")
@@ -74,6 +82,14 @@ def test_sdpa(name, bias):
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16"])
 def test_batched_gemms(name, precision):
     _check("attn-bmm", name, precision)
+
+
+@pytest.mark.parametrize("name", [n for n, c in sorted(CASES.items()) if c[1] == c[2]])
+@pytest.mark.parametrize("tactic,precision", [("sdpa", "fp16"), ("attn-bmm", "fp32"), ("attn-bmm", "fp16")])
+def test_packed_qkv_is_read_in_place(name, tactic, precision):
+    """One QKV tensor: cuDNN reads Q, K and V through their strides, the batched GEMMs from column views."""
+    params = {"plan": 0, "bias": "full" if CASES[name][6] else None} if tactic == "sdpa" else None
+    _check(tactic, name, precision, params, packed=True)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])

@@ -3,6 +3,8 @@
 Q, K and V arrive as the projections' (B, S, H*D) outputs. Seen as (B, H, S, D) with strides
 (S*H*D, D, H*D, 1) ("BSHD" memory) they are the per-head matrices without any transpose, and the
 output written with the same strides is already the (B, S, H*D) tensor the next projection reads.
+Packed (passes/pack_qkv.py), they are column ranges of one (B, S, W) QKV tensor: the same view with
+row stride W, starting at each range's first column.
 
     sdpa      cuDNN frontend SDPA (flash attention), fp16; each plan x mask layout is a candidate
     attn-bmm  two strided-batched cuBLASLt products (nvmath) around a generated scale+mask+softmax;
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...ir.opdefs.fused import attention_columns
 from .cudnn_plans import CudnnPlans, cudnn_missing
 from .device import cp, library
 from .gemm import _operand, _Plan, compute_dtype
@@ -30,9 +33,11 @@ class Geometry:
     def __init__(self, site):
         a = site.attrs
         self.h = int(a["num_heads"])
-        self.b, self.sq, e = site.shape(0)
+        self.b, self.sq = site.shape(0)[:2]
         self.skv = site.shape(1)[1]
-        self.d, self.dv = e // self.h, site.shape(2)[2] // self.h
+        self.rows = [site.shape(i)[2] for i in range(3)]   # each input's row length (its stride along S)
+        self.columns = attention_columns(a.get("packed"), self.rows)
+        self.d, self.dv = self.columns[0][1] // self.h, self.columns[2][1] // self.h
         scale = a.get("scale")
         self.mult = 1.0 if scale is None else (float(scale) if a.get("scale_op", "Mul") == "Mul" else 1.0 / float(scale))
         mask = site.shape(3) if site.present(3) else None
@@ -42,9 +47,15 @@ class Geometry:
     def scores(self) -> tuple:
         return self.b, self.h, self.sq, self.skv
 
-    def bshd(self, s: int, d: int) -> tuple:
-        """(dims, strides) of a (B, S, H*d) tensor seen as (B, H, S, d)."""
-        return [self.b, self.h, s, d], [s * self.h * d, d, self.h * d, 1]
+    def bshd(self, s: int, d: int, row: int | None = None) -> tuple:
+        """(dims, strides) of a (B, S, H*d) tensor (rows of `row` elements, H*d when None) as (B, H, S, d)."""
+        row = self.h * d if row is None else row
+        return [self.b, self.h, s, d], [s * row, d, row, 1]
+
+    def part(self, x, i: int):
+        """Q, K or V (i = 0, 1, 2) of input x: x itself, or its column range when packed (a view)."""
+        first, width = self.columns[i]
+        return x if width == x.shape[-1] else x[..., first:first + width]
 
 
 def _check(site) -> str | None:
@@ -104,8 +115,8 @@ class CudnnSdpa(CudnnPlans):
         except TypeError:
             graph = cudnn.pygraph(**kwargs)
         t = {}
-        for name, s, d in (("Q", g.sq, g.d), ("K", g.skv, g.d), ("V", g.skv, g.dv)):
-            dim, stride = g.bshd(s, d)
+        for i, (name, s, d) in enumerate((("Q", g.sq, g.d), ("K", g.skv, g.d), ("V", g.skv, g.dv))):
+            dim, stride = g.bshd(s, d, g.rows[i])
             t[name] = graph.tensor(name=name, dim=dim, stride=stride, data_type=io)
         op = dict(name="sdpa", q=t["Q"], k=t["K"], v=t["V"], attn_scale=g.mult)
         if g.mask is not None:
@@ -163,7 +174,8 @@ class Sdpa:
         const = site.const
 
         def run(args):
-            bufs = {t: cp.ascontiguousarray(_operand(x, half, site.precision)) for t, x in zip("QKV", args)}
+            bufs = {t: g.part(cp.ascontiguousarray(_operand(x, half, site.precision)), i)
+                    for i, (t, x) in enumerate(zip("QKV", args))}
             if g.mask is not None:
                 bufs["Bias"] = dev.derive(args[3], ("sdpa-bias", mode), lambda m: sdpa.bias(m, half), const[3])
             y = cp.empty((g.b, g.sq, g.h * g.dv), half)
@@ -198,12 +210,13 @@ class BatchedAttention:
         softmax = row_kernel({"op": "softmax", "in": dtype.name, "out": dtype.name, "round": None})
         rows, threads = g.b * g.h * g.sq, threads_for(g.skv)
 
-        def heads(x, s, d):  # (B, S, H*d) -> (B*H, S, d), contiguous
-            x = _operand(x, dtype, site.precision).reshape(g.b, s, g.h, d).transpose(0, 2, 1, 3)
+        def heads(x, i, s, d):  # (B, S, H*d) -> (B*H, S, d), contiguous
+            x = g.part(_operand(x, dtype, site.precision), i)
+            x = cp.ascontiguousarray(x).reshape(g.b, s, g.h, d).transpose(0, 2, 1, 3)
             return cp.ascontiguousarray(x).reshape(g.b * g.h, s, d)
 
         def run(args):
-            q, k, v = heads(args[0], g.sq, g.d), heads(args[1], g.skv, g.d), heads(args[2], g.skv, g.dv)
+            q, k, v = heads(args[0], 0, g.sq, g.d), heads(args[1], 1, g.skv, g.d), heads(args[2], 2, g.skv, g.dv)
             s = scores_plan(q, k.transpose(0, 2, 1)).reshape(g.scores)
             extras = [_mask4(args[3], g, dtype)] if g.mask is not None else []
             t = cp.ascontiguousarray(run_pointwise(logits, [s, *extras])) if (extras or g.mult != 1.0) else s

@@ -123,5 +123,5 @@ def cost(site) -> float:
             return 2.0 * float(np.prod(a)) * (b[0] if site.op == "QGemm" else b[-1])  # QGemm's W is (N, K)
     if site.op == "FusedAttention" and site.present(1):
         (b, sq, e), skv = site.shape(0), site.shape(1)[1]
-        return 4.0 * b * sq * skv * e
+        return 4.0 * b * sq * skv * (site.attrs.get("packed") or [e])[0]
     return float(elems)

@@ -104,33 +104,48 @@ def fused_matmul(a, b, bias=None, **attrs):
     return out if bias is None else broadcast_of(out, bias)
 
 
-ATTENTION_ATTRS = dict(num_heads=None, scale=None, scale_op="Mul")
+ATTENTION_ATTRS = dict(num_heads=None, scale=None, scale_op="Mul", packed=None)
+
+
+def attention_columns(packed, widths: list) -> list:
+    """(first column, width) of Q, K and V in their inputs: the whole of each, or with `packed`
+    ([wq, wk, wv], passes/pack_qkv.py) consecutive column ranges of one QKV tensor."""
+    if not packed:
+        return [(0, w) for w in widths]
+    return [(sum(packed[:i]), int(packed[i])) for i in range(3)]
 
 
 @op("FusedAttention", since=1, domain=DOMAIN, **ATTENTION_ATTRS)
-def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
+def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op, packed):
     """Multi-head attention on (B, S, H*D) projections; the output is (B, Sq, H*Dv).
 
     Per head: P = Softmax(Q Kᵀ ⊙ scale + mask) over the keys, O = P V, where ⊙ is `scale_op`
     ("Mul" or "Div") with the constant `scale` (None: no scaling) and the optional additive mask
     broadcasts against the scores (B, H, Sq, Skv), exactly as the unfused ONNX ops compute it.
+    `packed` ([wq, wk, wv], or None): Q, K and V are consecutive column ranges of each input (one
+    QKV tensor given three times).
     """
     if scale_op not in ("Mul", "Div"):
         raise ShapeError(f"FusedAttention: scale_op must be 'Mul' or 'Div', got {scale_op!r}")
     if not isinstance(num_heads, int) or num_heads < 1:
         raise ShapeError(f"FusedAttention: num_heads must be a positive int, got {num_heads!r}")
+    if packed is not None and (len(packed) != 3 or not all(isinstance(w, int) and w > 0 for w in packed)):
+        raise ShapeError(f"FusedAttention: packed must be three positive widths [wq, wk, wv], got {packed!r}")
     if q.shape is None or k.shape is None or v.shape is None:
         return Info(q.dtype, None)
     if not len(q.shape) == len(k.shape) == len(v.shape) == 3:
         raise ShapeError(f"FusedAttention: Q, K and V must be 3-D (B, S, H*D), got {q.shape}, {k.shape}, {v.shape}")
-    for name, x in (("Q", q), ("K", k), ("V", v)):
-        if isinstance(x.shape[2], int) and x.shape[2] % num_heads:
-            raise ShapeError(f"FusedAttention: {name}'s last dim {x.shape[2]} is not a multiple of "
-                             f"num_heads={num_heads}")
-    if isinstance(q.shape[2], int) and isinstance(k.shape[2], int) and q.shape[2] != k.shape[2]:
-        raise ShapeError(f"FusedAttention: Q and K widths differ ({q.shape[2]} vs {k.shape[2]})")
+    if packed is not None and any(isinstance(x.shape[2], int) and x.shape[2] != sum(packed) for x in (q, k, v)):
+        raise ShapeError(f"FusedAttention: packed widths {packed} do not add up to the inputs' last dims "
+                         f"({q.shape[2]}, {k.shape[2]}, {v.shape[2]})")
+    widths = [w for _, w in attention_columns(packed, [q.shape[2], k.shape[2], v.shape[2]])]
+    for name, width in zip("QKV", widths):
+        if isinstance(width, int) and width % num_heads:
+            raise ShapeError(f"FusedAttention: {name}'s width {width} is not a multiple of num_heads={num_heads}")
+    if isinstance(widths[0], int) and isinstance(widths[1], int) and widths[0] != widths[1]:
+        raise ShapeError(f"FusedAttention: Q and K widths differ ({widths[0]} vs {widths[1]})")
     batch = dims.broadcast((q.shape[0],), (k.shape[0],), (v.shape[0],))[0]
-    return Info(q.dtype, (batch, q.shape[1], v.shape[2]))
+    return Info(q.dtype, (batch, q.shape[1], widths[2]))
 
 
 LAYERNORM_ATTRS = dict(axis=-1, epsilon=1e-5, stash_type=1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ....errors import UnsupportedError
 from ....ir.ops import attributes, spec_for
-from ....ir.opdefs.fused import ACTIVATIONS, BASE, DOMAIN, base_attributes
+from ....ir.opdefs.fused import ACTIVATIONS, BASE, DOMAIN, attention_columns, base_attributes
 from ..registry import kernel, kernel_for, tactics
 from .conv import METHODS, conv_compute, conv_tactics
 
@@ -116,7 +116,9 @@ def _heads(x: np.ndarray, num_heads: int) -> np.ndarray:
 
 
 @kernel("FusedAttention", domain=DOMAIN)
-def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op):
+def fused_attention(q, k, v, mask=None, *, num_heads, scale, scale_op, packed=None):
+    (q0, wq), (k0, wk), (v0, wv) = attention_columns(packed, [q.shape[-1], k.shape[-1], v.shape[-1]])
+    q, k, v = q[..., q0:q0 + wq], k[..., k0:k0 + wk], v[..., v0:v0 + wv]
     scores = _onnx("MatMul")(_heads(q, num_heads), _heads(k, num_heads).transpose(0, 1, 3, 2))
     # Scale and mask with the array operators: the same values as the ONNX Mul/Div/Add kernels (one
     # operation each, rounded once to the scores' dtype), and they also run on CuPy arrays, which the
