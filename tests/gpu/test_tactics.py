@@ -236,6 +236,23 @@ def test_layernorm(precision, bias):
     _check("rows-ln", "LayerNormalization", [x, w, b], attrs, precision, ref, const=(1, 2))
 
 
+@pytest.mark.parametrize("cols", [8, 768, 1000, 2048])
+@pytest.mark.parametrize("residual,bias", [(True, True), (False, True), (False, False)])
+def test_layernorm_warp_form(cols, residual, bias):
+    """A warp a row, held in registers: rows that fill 1 to 8 vectors a lane, a partial last chunk (1000),
+    fp16 activations as a fp16 engine hands them, with and without the fused residual."""
+    g = rng()
+    x = (g.standard_normal((3, 7, cols)) * 2 + 1).astype(np.float16)
+    r = g.standard_normal((3, 7, cols)).astype(np.float16) if residual else None
+    w, b = g.standard_normal(cols).astype(np.float32), g.standard_normal(cols).astype(np.float32) if bias else None
+    ref = layernorm(x.astype(np.float64) + (r.astype(np.float64) if residual else 0), rounded(w, "fp16"),
+                    rounded(b, "fp16") if bias else None, 1e-5)
+    attrs = {"axis": -1, "epsilon": 1e-5, "stash_type": 1}
+    op, domain = ("FusedLayerNorm", "workbench") if residual else ("LayerNormalization", "")
+    _check("rows-ln", op, [x, w, b] + ([r] if residual else []), attrs, "fp16", ref, domain=domain, const=(1, 2),
+           params={"form": "warp"})
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 @pytest.mark.parametrize("residual_dtype", ["float32", "float16"])
 def test_fused_layernorm_adds_the_residual(precision, residual_dtype):

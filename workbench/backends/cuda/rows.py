@@ -3,6 +3,11 @@
 One thread block per row; statistics in float32 with warp shuffles; fp16 is read and written as
 raw 16-bit words converted with PTX `cvt`, so no CUDA header is needed. The recipe (op, dtypes,
 rounding) fully determines the source, which CuPy compiles once per architecture and caches on disk.
+
+LayerNorm over fp16 rows of up to 2048 values (a multiple of 8) also has a "warp" form: a warp per row
+holds it in registers, read once in 16-byte vectors (the block form reads it three times, two bytes at
+a time, and synchronises its block for each statistic). BERT-base b64 (8192 x 768 + residual, H100):
+0.032 ms a norm in the block form, where the bytes take 0.013.
 """
 from __future__ import annotations
 
@@ -89,6 +94,73 @@ extern "C" __global__ void wb_layernorm(const IN_T* x, const R_T* r, const W_T* 
 }
 """
 
+# One warp a row, eight rows a block: each lane holds CHUNKS vectors of 8 fp16 values (x + residual in
+# float32), so the row is read once; mean, then the variance about it, from the registers (two passes,
+# as the block form computes them).
+_LAYERNORM_WARP = r"""
+__device__ __forceinline__ float wb_lo(unsigned u) {
+  float f; unsigned short h = (unsigned short)(u & 0xffffu); asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ float wb_hi(unsigned u) {
+  float f; unsigned short h = (unsigned short)(u >> 16); asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f; }
+__device__ __forceinline__ unsigned wb_pack(float lo, float hi) {
+  unsigned short a, b;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(a) : "f"(lo)); asm("cvt.rn.f16.f32 %0, %1;" : "=h"(b) : "f"(hi));
+  return (unsigned)a | ((unsigned)b << 16); }
+__device__ __forceinline__ float wb_warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v; }
+extern "C" __global__ void __launch_bounds__(256) wb_layernorm_warp(const uint4* x, const uint4* r, const W_T* w,
+    const B_T* b, uint4* y, long long rows, float eps, int has_b) {
+  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const long long base = row * VECS;
+  float v[CHUNKS][8];
+  float s = 0.0f;
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int j = c * 32 + lane;
+    if (j < VECS) {
+      const uint4 a = x[base + j];
+      const unsigned u[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) { v[c][2 * e] = wb_lo(u[e]); v[c][2 * e + 1] = wb_hi(u[e]); }
+      if (HAS_R) {
+        const uint4 q = r[base + j];
+        const unsigned t[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) { v[c][2 * e] += wb_lo(t[e]); v[c][2 * e + 1] += wb_hi(t[e]); }
+      }
+#pragma unroll
+      for (int e = 0; e < 8; ++e) s += v[c][e];
+    }
+  }
+  const float mean = wb_warp_sum(s) / (VECS * 8);
+  float q = 0.0f;
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c)
+    if (c * 32 + lane < VECS)
+#pragma unroll
+      for (int e = 0; e < 8; ++e) { const float d = v[c][e] - mean; q += d * d; }
+  const float rstd = rsqrtf(wb_warp_sum(q) / (VECS * 8) + eps);
+#pragma unroll
+  for (int c = 0; c < CHUNKS; ++c) {
+    const int j = c * 32 + lane;
+    if (j < VECS) {
+      float o[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) {
+        o[e] = (v[c][e] - mean) * rstd * wb_in(wb_ld(w, j * 8 + e));
+        if (has_b) o[e] += wb_in(wb_ld(b, j * 8 + e));
+      }
+      y[base + j] = make_uint4(wb_pack(o[0], o[1]), wb_pack(o[2], o[3]), wb_pack(o[4], o[5]), wb_pack(o[6], o[7]));
+    }
+  }
+}
+"""
+WARP_ROWS = 8            # rows a block of the warp form
+WARP_MAX_COLS = 2048     # 64 values a lane in registers
+
 _C = {"float16": "unsigned short", "float32": "float", "bfloat16": "float"}
 _ROUND = {None: "x", "fp16": "wb_half(x)", "bf16": "wb_bf16(x)"}
 _MODULES: dict = {}
@@ -103,7 +175,10 @@ def source(recipe: dict) -> str:
             # float32 inputs are rounded to the layer's precision as they are read, as the CPU does
             f"#define ROUND_IN(x) {_ROUND[rnd]}",  # rounding a value already in fp16 changes nothing
             f"#define ROUND_OUT(x) {'wb_bf16(x)' if recipe['out'] == 'bfloat16' else 'x'}"]
-    body = _SOFTMAX if recipe["op"] == "softmax" else _LAYERNORM
+    if recipe.get("cols"):  # the warp form, for this row length
+        vecs = recipe["cols"] // 8
+        defs += [f"#define VECS {vecs}", f"#define CHUNKS {-(-vecs // 32)}"]
+    body = {"softmax": _SOFTMAX, "layernorm": _LAYERNORM, "layernorm-warp": _LAYERNORM_WARP}[recipe["op"]]
     return "\n".join(defs) + _COMMON + body
 
 
@@ -111,10 +186,18 @@ def kernel_for(recipe: dict):
     key = json.dumps(recipe, sort_keys=True)
     k = _MODULES.get(key)
     if k is None:
-        name = "wb_softmax" if recipe["op"] == "softmax" else "wb_layernorm"
+        name = {"softmax": "wb_softmax", "layernorm": "wb_layernorm", "layernorm-warp": "wb_layernorm_warp"}[recipe["op"]]
         k = cp.RawKernel(source(recipe), name)
         _MODULES[key] = k
     return k
+
+
+def warp_form_fits(site) -> bool:
+    """Whether the warp form takes this LayerNorm: fp16 rows (and residual) of 8 to 2048 values, 8 at a time."""
+    cols = site.shape(0)[-1]
+    has_r = site.op == "FusedLayerNorm" and site.present(3)
+    return site.dtype(0) == "float16" and site.outputs[0] == "float16" and cols % 8 == 0 and \
+        0 < cols <= WARP_MAX_COLS and (not has_r or site.dtype(3) == "float16")
 
 
 def threads_for(cols: int) -> int:
@@ -201,15 +284,25 @@ class LayerNorm:
         return None
 
     @staticmethod
+    def candidates(site, level):
+        return [{"form": "warp"}, {"form": "block"}] if warp_form_fits(site) else [{"form": "block"}]
+
+    @staticmethod
     def prepare(site, params, dev):
         has_b, has_r = site.present(2), site.op == "FusedLayerNorm" and site.present(3)
-        recipe = {"op": "layernorm", "in": site.dtype(0), "out": site.outputs[0], "round": _round(site),
-                  "w": site.dtype(1), "b": site.dtype(2) if has_b else "float32"}
+        warp = params.get("form", "block") == "warp"
+        if warp and not warp_form_fits(site):
+            raise ValueError("the warp form takes fp16 rows of a multiple of 8 values, up to "
+                             f"{WARP_MAX_COLS}, got {site.dtype(0)} x {site.shape(0)[-1]}")
+        recipe = {"op": "layernorm-warp" if warp else "layernorm", "in": site.dtype(0), "out": site.outputs[0],
+                  "round": _round(site), "w": site.dtype(1), "b": site.dtype(2) if has_b else "float32"}
         if has_r:
             recipe["r"] = site.dtype(3)
-        k = kernel_for(recipe)
         rows, cols = _rows_of(site.shape(0))
-        threads = threads_for(cols)
+        if warp:
+            recipe["cols"] = cols
+        k = kernel_for(recipe)
+        grid, threads = ((-(-rows // WARP_ROWS),), (32 * WARP_ROWS,)) if warp else ((rows,), (threads_for(cols),))
         eps = np.float32(site.attrs.get("epsilon", 1e-5))
 
         def run(args):
@@ -219,10 +312,11 @@ class LayerNorm:
             b = cp.ascontiguousarray(args[2]) if has_b else w
             y = cp.empty(x.shape, _out_dtype(site.outputs[0]))
             if rows:
-                k((rows,), (threads,), (x, r, w, b, y, np.int64(rows), np.int32(cols), eps, np.int32(has_b)))
+                shape = () if warp else (np.int32(cols),)
+                k(grid, threads, (x, r, w, b, y, np.int64(rows), *shape, eps, np.int32(has_b)))
             return [y]
 
-        return Kernel(run, label="rows")
+        return Kernel(run, label="rows-warp" if warp else "rows")
 
 
 def _round(site):
