@@ -587,14 +587,29 @@ def test_tma_runs_where_wgmma_does_and_the_driver_encodes_maps(fake_cuda, monkey
         monkeypatch.setattr(tma, "missing", lambda: "no driver")
         assert imma.forms() == ["wgmma", "sync"] and "no driver" in imma.missing("tma")
         monkeypatch.setattr(tma, "missing", lambda: None)
-        assert imma.forms() == ["tma", "wgmma", "sync"]
+        assert imma.forms() == ["pingpong", "tma", "wgmma", "sync"]
         found = imma.configs(768, 3072, "int8", None, "tma")
         sizes = [imma.layout(*c, "int8", None, "tma")["bytes"] for c in found]
         assert max(sizes) > 113 << 10 and min(sizes) <= 113 << 10 and all(s <= 227 << 10 for s in sizes)
         assert list(imma.stage_range(3072, "tma")) == [6, 5, 4, 3, 2] and list(imma.stage_range(64, "tma")) == [2]
         tactics, site = _conv_site(3, 64)
-        assert "tma" not in {c["mma"] for c in tactics["int8-implicit"].candidates(site, 4)}
+        assert not {"tma", "pingpong"} & {c["mma"] for c in tactics["int8-implicit"].candidates(site, 4)}
         tactics, site = _conv_site(1, 64)
         assert "tma" in {c["mma"] for c in tactics["int8-mma"].candidates(site, 3)}
     finally:
         imma._device.cache_clear()
+
+
+@pytest.mark.parametrize("tile,mt,n", [((128, 128), 2, 128), ((64, 256), 1, 256), ((128, 64), 2, 64)])
+def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, tile, mt, n):
+    """Persistent blocks: the producer walks the block's tiles, each warpgroup every other one with its own
+    staging and barrier, releasing every slot it read (the last of a tile too: the ring runs on)."""
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    _, code = imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, mma="pingpong")
+    body = code.split('extern "C"')[1]
+    assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
+    assert body.count("wb_mbar_arrive(") == 2 and '"r"(1 + wg)' in body and "__syncthreads" not in body.split("return;")[1]
+    shared = imma.layout(*tile, 2, "float16", None, "pingpong")
+    assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] * 2 + 16)
+    assert imma.layout(*tile, 2, "float16", "int8", "pingpong") is None  # no residual: tma takes those

@@ -255,7 +255,8 @@ def _runs(mma: str) -> str:
 
 @pytest.mark.parametrize("tile", [[128, 128], [128, 64], [64, 128], [64, 64]])
 @pytest.mark.parametrize("mma,stages", [("sync", 1), ("sync", 2), ("sync", 4), ("wgmma", 1), ("wgmma", 2),
-                                        ("wgmma", 3), ("wgmma", 5), ("tma", 2), ("tma", 3), ("tma", 6)])
+                                        ("wgmma", 3), ("wgmma", 5), ("tma", 2), ("tma", 3), ("tma", 6),
+                                        ("pingpong", 2), ("pingpong", 4)])
 @pytest.mark.parametrize("rows,k,n", [(300, 80, 48), (384, 784, 200), (130, 64, 96), (4096, 1024, 256)])
 def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     """The tensor-core product alone (acc written as float32, exact below 2**24): tails in every dimension,
@@ -279,6 +280,32 @@ def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     kernel(cp.asarray(x), cp.asarray(w), None, y)
     want = x.astype(np.int64) @ w.astype(np.int64).T
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
+
+
+@pytest.mark.parametrize("tile,stages,out", [((128, 128), 3, "float32"), ((64, 256), 2, "float32"), ((128, 64), 5, "float16")])
+def test_pingpong_walks_many_tiles_a_block(tile, stages, out):
+    """Several tiles a warpgroup: the ring of slots runs on across tiles (its phases wrap many times), the
+    two warpgroups alternate, and every tile's edge (rows, columns, a K tail) is zero-filled and cut."""
+    import cupy as cp
+
+    from workbench.backends.cuda.imma import ImmaKernel, layout
+
+    _runs("pingpong")
+    if layout(*tile, stages, out, None, "pingpong") is None:
+        pytest.skip(f"tile {tile} with {stages} stages does not fit shared memory")
+    rng = np.random.default_rng()
+    rows, k, n = 20000, 1000 - 8, 640
+    x = rng.integers(-128, 128, (rows, k)).astype(np.int8)
+    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
+    y = cp.full((rows, n), 7, out)
+    kernel = ImmaKernel(["y = (float)acc;"] if out == "float32" else ["y = (float)(acc >> 8);"], (), None,
+                        out, *tile, stages, mma="pingpong")
+    kernel(cp.asarray(x), cp.asarray(w), None, y)
+    want = x.astype(np.int64) @ w.astype(np.int64).T
+    got = y.get().astype(np.int64)
+    if out == "float16":
+        want = (want >> 8).astype(np.float16).astype(np.int64)
+    assert np.array_equal(got, want), f"{int(np.sum(got != want))} values differ"
 
 
 def _residual(rng, kind: str | None, shape: tuple, attrs: dict):
@@ -306,7 +333,7 @@ def _within_a_step(got, want):
 
 
 @pytest.mark.parametrize("config", range(4))
-@pytest.mark.parametrize("mma", ["sync", "wgmma", "tma"])
+@pytest.mark.parametrize("mma", ["sync", "wgmma", "tma", "pingpong"])
 @pytest.mark.parametrize("rows,k,n,out,act", [(300, 80, 48, "int8", "Relu"), (384, 768, 200, "float16", "Gelu"),
                                               (130, 64, 96, "float32", None), (256, 3072, 64, "int8", "Gelu")])
 def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):

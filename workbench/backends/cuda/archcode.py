@@ -110,5 +110,11 @@ class ArchKernel:
         for _, function in self._functions.values():
             self._set_max_shared(function)
 
+    def resident_blocks(self, threads: int, shared: int) -> int:
+        """How many blocks of this kernel the current device runs at once (all multiprocessors)."""
+        driver, function = cp.cuda.driver, self._function()
+        per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(function.ptr, threads, shared)
+        return max(1, per_sm) * cp.cuda.Device().attributes["MultiProcessorCount"]
+
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
         self._function()(grid, block, args, shared_mem=shared_mem)

@@ -55,11 +55,13 @@ MAX_STAGES = 4
 # only: the "a" target runs on no later architecture) and "tma" (wgmma fed by the tensor memory
 # accelerator from a producer warp). wgmma reads both operands from shared memory in its 64-byte swizzle
 # (_at), so a K slice's rows are unpadded there; tma's slices are 128 bytes deep in the 128-byte swizzle.
-FORMS = ("sync", "wgmma", "tma")
+FORMS = ("sync", "wgmma", "tma", "pingpong")
+FED = ("tma", "pingpong")   # the forms whose operands the tensor memory accelerator brings
 TMA_BK = tma.BOX_BYTES
-ROW_BYTES = {"sync": LDS, "wgmma": BK, "tma": TMA_BK}
+ROW_BYTES = {"sync": LDS, "wgmma": BK, "tma": TMA_BK, "pingpong": TMA_BK}
 TMA_THREADS = THREADS + 32  # two consumer warpgroups (warps 0-7) and the producer warp
 TMA_TILES = ((128, 256), (256, 128), (128, 128), (64, 256), (128, 64))
+PINGPONG_TILES = ((128, 128), (64, 256), (128, 64))  # one warpgroup's: up to 128 accumulators a thread
 TMA_STAGES = (2, 6)         # slots: the producer refills one as soon as both warpgroups are done with it
 TMA_ALIGN = 1024            # the 128-byte swizzle repeats every 8 rows: slots start on 1024-byte boundaries
 WGMMA_MAJOR = 9
@@ -126,10 +128,10 @@ def _device(device_id: int) -> tuple:
 def missing(mma: str = "sync") -> str | None:
     """Why the current device cannot run the kernel's `mma` form, or None."""
     major = _device(cp.cuda.Device().id)[0]
-    if mma in ("wgmma", "tma"):
+    if mma in ("wgmma",) + FED:
         if major != WGMMA_MAJOR:
             return f"{mma} needs compute capability {WGMMA_MAJOR}.0 (sm_90a), got {major}"
-        return tma.missing() if mma == "tma" else None
+        return tma.missing() if mma in FED else None
     return None if major >= MIN_MAJOR else f"needs compute capability {MIN_MAJOR}.0+ (mma.sync int8, cp.async)"
 
 
@@ -143,7 +145,7 @@ def shared_limit(mma: str = "sync") -> int:
     offers less (consumer Ada and Ampere cards: 99 KB). The tma form may take all the device offers:
     its deep tiles run one block an SM (configs() also offers depths that let two share one)."""
     offered = _device(cp.cuda.Device().id)[1]
-    return offered if mma == "tma" else min(SHARED_LIMIT, offered)
+    return offered if mma in FED else min(SHARED_LIMIT, offered)
 
 
 def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None, mma: str = "sync") -> dict | None:
@@ -152,8 +154,12 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None,
     of its own, loaded with the first slice ("prefetch") where that fits, else after the product. The tma
     form adds a full and an empty mbarrier a slot ("bars") and the slack that aligns the slots."""
     slices, ys, rs = stages * (bm + bn) * ROW_BYTES[mma], _staged(bm, bn, out), _staged(bm, bn, residual)
-    extra = 16 * stages + TMA_ALIGN if mma == "tma" else 0
+    extra = 16 * stages + TMA_ALIGN if mma in FED else 0
     limit = shared_limit(mma) - extra
+    if mma == "pingpong":  # each warpgroup stages its own tile beside the ring, which runs on; no residual
+        if residual or slices + 2 * ys > limit:
+            return None
+        return {"bytes": slices + 2 * ys + extra, "ys": slices, "bars": slices + 2 * ys, "prefetch": False}
     if max(slices, ys) + rs <= limit:
         found = {"bytes": max(slices, ys) + rs, "res": max(slices, ys), "ys": 0, "prefetch": bool(residual)}
     elif max(slices, rs + ys) <= limit:
@@ -168,7 +174,7 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None,
 
 def tiles(mma: str) -> tuple:
     """The (BM, BN) tiles of a main-loop form, the ones expected fastest first."""
-    return {"wgmma": WGMMA_TILES, "tma": TMA_TILES}.get(mma, TILES)
+    return {"wgmma": WGMMA_TILES, "tma": TMA_TILES, "pingpong": PINGPONG_TILES}.get(mma, TILES)
 
 
 def stage_range(k: int, mma: str = "sync") -> range:
@@ -176,7 +182,7 @@ def stage_range(k: int, mma: str = "sync") -> range:
     form's bound. wgmma holds K whole where it has fewer slices than WGMMA_STAGES[1] (one depth: every
     slice in its own slot), else pipelines it through 3 or more slots (two hold the slices that the
     products in flight read)."""
-    if mma == "tma":
+    if mma in FED:
         slices = -(-k // TMA_BK)
         return range(max(min(slices, TMA_STAGES[1]), TMA_STAGES[0]), TMA_STAGES[0] - 1, -1)
     slices = -(-k // BK)
@@ -381,6 +387,8 @@ def _warp_tiles(bm: int, bn: int, mma: str) -> dict:
     wtm x wtn block of the tile. The two wgmma warpgroups split the tile's rows where it has 128 or more
     (each then issues bm / 128 m64 products a K step), else its columns; a warpgroup's warp w holds rows
     16 w to 16 w + 15 of each m64 block (the accumulator layout of m64nNk32)."""
+    if mma == "pingpong":  # a warpgroup a tile
+        return {"place": "", "row": "i * 64 + (warp & 3) * 16", "mt": bm // 64, "wtn": bn}
     if mma in ("wgmma", "tma"):
         groups_m = 2 if bm >= 128 else 1
         rows, wtn = bm // groups_m, bn // (2 // groups_m)
@@ -490,6 +498,87 @@ def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, whole: bool) -
   __syncthreads();"""
 
 
+def _pingpong(name: str, params: list, smem_decl: str, shared: dict, stages: int, e: dict) -> str:
+    """The pingpong kernel: persistent blocks, each taking tiles blockIdx.x, + gridDim.x, ...; the producer
+    warp streams every tile's K slices through one ring of slots, and the two warpgroups take the
+    block's tiles in turn, each a whole tile, so that one's epilogue runs while the other's products do
+    (the non-persistent forms leave the tensor cores idle during it: FFN1's GELU epilogue took 0.033 of
+    its 0.081 ms). A slot's empty barrier counts the four warps of the warpgroup that read it."""
+    bm, bn, mt = e["bm"], e["bn"], e["mt"]
+    stage_bytes = (bm + bn) * TMA_BK
+    products = "".join(f"""        {{
+          const unsigned long long da = wb_desc128(base + {i * 64 * TMA_BK} + kk);
+          {_wgmma(bn, i)}
+        }}
+""" for i in range(mt))
+    ys_bytes = _staged(bm, bn, e["out"])
+    epilogue = _epilogue(dict(e, ltid="(tid & 127)", threads=128, sync=f'asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + wg) : "memory");'))
+    return f"""
+extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(params)}) {{
+  {smem_decl}
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int n_tiles = (N + {bn - 1}) / {bn}, all_tiles = ((M + {bm - 1}) / {bm}) * n_tiles;
+  const int tiles = (K + {TMA_BK - 1}) / {TMA_BK};  // K slices a tile
+  const unsigned full = sbase + {shared["bars"]}, empty = full + {8 * stages};
+  if (tid == 0) {{
+    for (int s = 0; s < {stages}; ++s) {{
+      wb_mbar_init(full + 8 * s, 1);
+      wb_mbar_init(empty + 8 * s, 4);
+    }}
+    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
+  }}
+  __syncthreads();
+  if (warp == {THREADS // 32}) {{
+    if (lane == 0) {{
+      int g = 0;  // the block's slice count: slot g % {stages}, round g / {stages}
+      for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x) {{
+        const int m0 = (tile / n_tiles) * {bm}, n0 = (tile % n_tiles) * {bn};
+        for (int kt = 0; kt < tiles; ++kt, ++g) {{
+          const int s = g % {stages};
+          if (g >= {stages}) wb_mbar_wait(empty + 8 * s, ((g / {stages}) - 1) & 1);
+          const unsigned dst = sbase + s * {stage_bytes};
+          wb_mbar_expect(full + 8 * s, {stage_bytes});
+          wb_tma(dst, &tx, kt * {TMA_BK}, m0, full + 8 * s);
+          wb_tma(dst + {bm * TMA_BK}, &tw, kt * {TMA_BK}, n0, full + 8 * s);
+        }}
+      }}
+    }}
+    return;
+  }}
+  const int wg = warp >> 2, wn = 0;  // warpgroup wg takes the block's tiles wg, wg + 2, ...
+  {e["y_type"]}* Ys = ({e["y_type"]}*)(smem + {shared["ys"]} + wg * {ys_bytes});
+  int turn = wg;  // the block's tile count, which places this tile's slices in the ring
+  for (int tile = blockIdx.x + wg * gridDim.x; tile < all_tiles; tile += 2 * gridDim.x, turn += 2) {{
+    const int m0 = (tile / n_tiles) * {bm}, n0 = (tile % n_tiles) * {bn};
+    int accs[{mt}][{e["nt"]}][4];
+#pragma unroll
+    for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+      for (int jj = 0; jj < {e["nt"]}; ++jj)
+#pragma unroll
+        for (int c = 0; c < 4; ++c) accs[i][jj][c] = 0;
+    for (int kt = 0; kt < tiles; ++kt) {{
+      const int g = turn * tiles + kt, s = g % {stages};
+      wb_mbar_wait(full + 8 * s, (g / {stages}) & 1);
+      const unsigned base = sbase + s * {stage_bytes};
+      asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+#pragma unroll
+      for (int kk = 0; kk < {TMA_BK}; kk += 32) {{
+        const unsigned long long db = wb_desc128(base + {bm * TMA_BK} + kk);
+{products}      }}
+      asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+      asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
+      if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((g - 1) % {stages}));
+    }}
+    asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
+    if (lane == 0) wb_mbar_arrive(empty + 8 * ((turn * tiles + tiles - 1) % {stages}));  // the ring goes on
+{epilogue}
+    asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + wg) : "memory");  // Ys is read out before the next tile
+  }}
+}}
+"""
+
+
 def _tma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, bars: int, consumers_start: str) -> str:
     """The tma main loop: warp 8 is the producer, one of its threads requesting each slice (X's and W's
     boxes) once its slot is empty; warps 0-7 (two warpgroups) wait for a slot to be full, issue its
@@ -547,6 +636,47 @@ def holds_whole(k: int, stages: int, mma: str) -> bool:
     return mma == "wgmma" and -(-k // BK) <= stages
 
 
+def _epilogue(e: dict) -> str:
+    """C from the accumulators to Y for one tile at (m0, n0): values staged in Ys (`sync` after), then
+    stored in 16-byte vectors by e["threads"] threads numbered e["ltid"]."""
+    nt, mt, wtn, size, ldy, bm, bn = e["nt"], e["mt"], e["wtn"], e["size"], e["ldy"], e["bm"], e["bn"]
+    return f"""  const int g = lane >> 2, t = lane & 3;
+  // column pair by column pair: the pair's vectors are loaded (8 bytes each: N is even) where they are
+  // used; kept for the whole tile they took a register per column, 64 at a 128-wide warpgroup tile
+#pragma unroll
+  for (int j = 0; j < {nt}; ++j) {{
+    const int col = wn * {wtn} + j * 8 + t * 2;
+    const int n = min(n0 + col, N - 2);
+    {e['col_loads']}
+#pragma unroll
+    for (int i = 0; i < {mt}; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {{
+        const int row = {e['row']} + g + h * 8;  // rows past M hold zeros: staged, never stored
+        {e['res_read']}
+        wb_pair<{e['y_type']}> yp;
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {{
+          const int acc = accs[i][j][h * 2 + c];
+          {e['col_picks']}
+          {e['res_pick']}
+          {e['y_type']} y;
+          {e['body']}
+          yp.v[c] = y;
+        }}
+        *(wb_pair<{e['y_type']}>*)&Ys[row * {ldy} + col] = yp;
+      }}
+    }}
+  {e['sync']}
+  for (int i = {e['ltid']}; i < {bm * bn * size // 16}; i += {e['threads']}) {{
+    const int row = i / {bn * size // 16}, c = i % {bn * size // 16};
+    const int m = m0 + row, n = n0 + c * {16 // size};
+    if (m < M && n < N)
+      *(int4*)((unsigned char*)Y + ((size_t)m * N + n) * {size}) = *(const int4*)((const unsigned char*)Ys + row * {ldy * size} + c * 16);
+  }}
+"""
+
+
 def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
            conv: dict | None = None, mma: str = "sync", whole: bool = False) -> tuple:
     """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
@@ -556,9 +686,9 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     shared = layout(bm, bn, stages, out, residual, mma)
     if shared is None:
         raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit(mma)} bytes of shared memory")
-    fed = mma == "tma"
+    fed = mma in FED
     if fed and conv:
-        raise ValueError("the tma form reads plain rows: a convolution's patches take the wgmma or sync form")
+        raise ValueError(f"the {mma} form reads plain rows: a convolution's patches take the wgmma or sync form")
     warps = _warp_tiles(bm, bn, mma)
     mt, wtn = warps["mt"], warps["wtn"]
     nt = wtn // 8
@@ -610,6 +740,12 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
   const unsigned sbase = ((unsigned)__cvta_generic_to_shared(wb_smem) + {TMA_ALIGN - 1}) & ~{TMA_ALIGN - 1}u;
   unsigned char* smem = wb_smem + (sbase - (unsigned)__cvta_generic_to_shared(wb_smem));""" if fed else \
         f"extern __shared__ __align__({WGMMA_ALIGN}) unsigned char smem[];  // {shared['bytes']} bytes"
+    epi = dict(out=out, nt=nt, mt=mt, wtn=wtn, size=size, ldy=ldy, bm=bm, bn=bn, row=warps["row"], y_type=y_type, body=body,
+               col_loads=col_loads, col_picks=col_picks, res_read=res_read, res_pick=res_pick, sync=sync, ltid="tid",
+               threads=THREADS)
+    if mma == "pingpong":
+        return name, _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + _TMA + _pingpong(name, params, smem_decl, shared, stages,
+                                                                              epi)
     extra = {"wgmma": _WGMMA, "tma": _TMA}.get(mma, "")
     depth = TMA_BK if fed else BK
     loader = "" if fed else f"""
@@ -639,40 +775,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS if fed else THREADS}) 
   {_C[out]}* Ys = ({_C[out]}*)(smem + {shared["ys"]});
   {f"const {_C[residual]}* Rs = (const {_C[residual]}*)(smem + {shared['res']});" if residual else ""}
 {after}
-  const int g = lane >> 2, t = lane & 3;
-  // column pair by column pair: the pair's vectors are loaded (8 bytes each: N is even) where they are
-  // used; kept for the whole tile they took a register per column, 64 at a 128-wide warpgroup tile
-#pragma unroll
-  for (int j = 0; j < {nt}; ++j) {{
-    const int col = wn * {wtn} + j * 8 + t * 2;
-    const int n = min(n0 + col, N - 2);
-    {col_loads}
-#pragma unroll
-    for (int i = 0; i < {mt}; ++i)
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {{
-        const int row = {warps["row"]} + g + h * 8;  // rows past M hold zeros: staged, never stored
-        {res_read}
-        wb_pair<{y_type}> yp;
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {{
-          const int acc = accs[i][j][h * 2 + c];
-          {col_picks}
-          {res_pick}
-          {y_type} y;
-          {body}
-          yp.v[c] = y;
-        }}
-        *(wb_pair<{y_type}>*)&Ys[row * {ldy} + col] = yp;
-      }}
-    }}
-  {sync}
-  for (int i = tid; i < {bm * bn * size // 16}; i += {THREADS}) {{
-    const int row = i / {bn * size // 16}, c = i % {bn * size // 16};
-    const int m = m0 + row, n = n0 + c * {16 // size};
-    if (m < M && n < N)
-      *(int4*)((unsigned char*)Y + ((size_t)m * N + n) * {size}) = *(const int4*)((const unsigned char*)Ys + row * {ldy * size} + c * 16);
-  }}
+{_epilogue(epi)}
 }}
 """
     return name, code
@@ -692,7 +795,7 @@ class ImmaKernel:
             if self.shared > PORTABLE_SHARED:
                 k.max_dynamic_shared_size_bytes = self.shared
         self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
-        self.stages, self.whole, self.fed = stages, whole, mma == "tma"
+        self.stages, self.whole, self.fed, self.persistent = stages, whole, mma in FED, mma == "pingpong"
         self._w_map = None  # (address, shape, map): a layer's weights stay put, its X may move
 
     def registers(self) -> tuple:
@@ -710,7 +813,10 @@ class ImmaKernel:
         args = operands + [*vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
         threads = TMA_THREADS if self.fed else THREADS
-        self.kernel((-(-m // self.bm) * -(-n // self.bn),), (threads,), tuple(args), shared_mem=self.shared)
+        blocks = -(-m // self.bm) * -(-n // self.bn)
+        if self.persistent:  # as many blocks as run at once; each walks its tiles
+            blocks = min(blocks, self.kernel.resident_blocks(threads, self.shared))
+        self.kernel((blocks,), (threads,), tuple(args), shared_mem=self.shared)
 
     def _weights_map(self, wq):
         key = (int(wq.data.ptr), wq.shape)

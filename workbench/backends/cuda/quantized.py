@@ -676,7 +676,7 @@ def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
     ResNet-50 or BERT (H100): two of its tiles stay as a fallback below the exhaustive level, which keeps
     the ResNet-50 INT8 build near 150 s."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
-    forms = [f for f in imma.forms() if not (patches and f == "tma")]
+    forms = [f for f in imma.forms() if not (patches and f in imma.FED)]
     fallback = 2 if "wgmma" in forms and level < EXHAUSTIVE_LEVEL else keep
     return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in forms
             for bm, bn, s in imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[
