@@ -605,11 +605,11 @@ def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, tile, mt, n
     """Persistent blocks: the producer walks the block's tiles, each warpgroup every other one with its own
     staging and barrier, releasing every slot it read (the last of a tile too: the ring runs on)."""
     imma = importlib.import_module("workbench.backends.cuda.imma")
-    _, code = imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, mma="pingpong")
+    _, code = imma.source(["y = (signed char)acc;"], (), None, "int8", *tile, 2, mma="pingpong")
     body = code.split('extern "C"')[1]
     assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
     assert body.count("wb_mbar_arrive(") == 2 and '"r"(1 + wg)' in body and "__syncthreads" not in body.split("return;")[1]
-    shared = imma.layout(*tile, 2, "float16", None, "pingpong")
-    assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] * 2 + 16)
-    assert imma.layout(*tile, 2, "float16", "int8", "pingpong") is None  # no residual: tma takes those
+    shared = imma.layout(*tile, 2, "int8", None, "pingpong")
+    assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] + 16)
+    assert imma.layout(*tile, 2, "int8", "int8", "pingpong") is None  # no residual: tma takes those
