@@ -604,13 +604,8 @@ def test_tma_runs_where_wgmma_does_and_the_driver_encodes_maps(fake_cuda, monkey
 def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, monkeypatch, tile, mt, n):
     """Persistent blocks: the producer walks the block's tiles, each warpgroup every other one with its own
     staging and barrier, releasing every slot it read (the last of a tile too: the ring runs on)."""
-    from tests.gpu import fakecupy
-
     imma = importlib.import_module("workbench.backends.cuda.imma")
-    props = {"name": b"FakeGPU", "major": 9, "minor": 0, "sharedMemPerBlockOptin": 227 << 10}
-    monkeypatch.setattr(fakecupy.cuda.runtime, "getDeviceProperties", lambda i: props)
-    imma._device.cache_clear()
-    monkeypatch.setattr(imma, "_device", lambda i: (9, 227 << 10))
+    monkeypatch.setattr(imma, "_device", lambda i: (9, 227 << 10))  # a Hopper's shared memory
     _, code = imma.source(["y = (signed char)acc;"], (), None, "int8", *tile, 2, mma="pingpong")
     body = code.split('extern "C"')[1]
     assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
