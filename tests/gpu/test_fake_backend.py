@@ -568,7 +568,7 @@ def test_tma_source_feeds_two_warpgroups_from_a_producer_warp(fake_cuda, tile, n
     assert "__syncthreads" not in body.split("return;")[1] and "bar.sync 1, 256" in body
     assert "wb_desc128" in body and "ldmatrix" not in body and "auto load" not in body
     shared = imma.layout(*tile, 2, "float16", "int8", "tma")
-    assert shared["bars"] + 16 * 2 + imma.TMA_ALIGN == shared["bytes"]
+    assert shared["bars"] + 16 * 2 + 8 + imma.TMA_ALIGN == shared["bytes"]
     with pytest.raises(ValueError, match="plain rows"):
         imma.source(["y = (float)acc;"], (), None, "float16", *tile, 2, {"c": 16}, mma="tma")
 
@@ -610,7 +610,7 @@ def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, monkeypatch
     body = code.split('extern "C"')[1]
     assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
-    assert body.count("wb_mbar_arrive(") == 2 and '"r"(1 + wg)' in body and "__syncthreads" not in body.split("return;")[1]
+    assert body.count("wb_mbar_arrive(") == 3 and "wb_mbar_wait(order" in body and '"r"(1 + wg)' in body and "__syncthreads" not in body.split("return;")[1]
     shared = imma.layout(*tile, 2, "int8", None, "pingpong")
     assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] + 16)
     assert imma.layout(*tile, 2, "int8", "int8", "pingpong") is None  # no residual: tma takes those

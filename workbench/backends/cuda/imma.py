@@ -154,7 +154,7 @@ def layout(bm: int, bn: int, stages: int, out: str, residual: str | None = None,
     of its own, loaded with the first slice ("prefetch") where that fits, else after the product. The tma
     form adds a full and an empty mbarrier a slot ("bars") and the slack that aligns the slots."""
     slices, ys, rs = stages * (bm + bn) * ROW_BYTES[mma], _staged(bm, bn, out), _staged(bm, bn, residual)
-    extra = 16 * stages + TMA_ALIGN if mma in FED else 0
+    extra = 16 * stages + 8 + TMA_ALIGN if mma in FED else 0  # pingpong's order barrier: 8 bytes
     limit = shared_limit(mma) - extra
     if mma == "pingpong":  # each warpgroup stages its own tile beside the ring, which runs on; no residual
         if residual or slices + 2 * ys > limit:
@@ -503,7 +503,10 @@ def _pingpong(name: str, params: list, smem_decl: str, shared: dict, stages: int
     warp streams every tile's K slices through one ring of slots, and the two warpgroups take the
     block's tiles in turn, each a whole tile, so that one's epilogue runs while the other's products do
     (the non-persistent forms leave the tensor cores idle during it: FFN1's GELU epilogue took 0.033 of
-    its 0.081 ms). A slot's empty barrier counts the four warps of the warpgroup that read it."""
+    its 0.081 ms). A slot's empty barrier counts the four warps of the warpgroup that read it. The
+    warpgroups' main loops take turns ("order": turn t's slices have all landed before turn t + 1 waits
+    for its own): a slot's full barrier is then never waited on two rounds ahead, which its phase parity
+    could not tell from the round before."""
     bm, bn, mt = e["bm"], e["bn"], e["mt"]
     stage_bytes = (bm + bn) * TMA_BK
     products = "".join(f"""        {{
@@ -519,12 +522,13 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int n_tiles = (N + {bn - 1}) / {bn}, all_tiles = ((M + {bm - 1}) / {bm}) * n_tiles;
   const int tiles = (K + {TMA_BK - 1}) / {TMA_BK};  // K slices a tile
-  const unsigned full = sbase + {shared["bars"]}, empty = full + {8 * stages};
+  const unsigned full = sbase + {shared["bars"]}, empty = full + {8 * stages}, order = empty + {8 * stages};
   if (tid == 0) {{
     for (int s = 0; s < {stages}; ++s) {{
       wb_mbar_init(full + 8 * s, 1);
       wb_mbar_init(empty + 8 * s, 4);
     }}
+    wb_mbar_init(order, 4);
     asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
   }}
   __syncthreads();
@@ -557,6 +561,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
       for (int jj = 0; jj < {e["nt"]}; ++jj)
 #pragma unroll
         for (int c = 0; c < 4; ++c) accs[i][jj][c] = 0;
+    if (turn > 0) wb_mbar_wait(order, (turn - 1) & 1);  // the other warpgroup's turn before has all its slices
     for (int kt = 0; kt < tiles; ++kt) {{
       const int g = turn * tiles + kt, s = g % {stages};
       wb_mbar_wait(full + 8 * s, (g / {stages}) & 1);
@@ -570,6 +575,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
       asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
       if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((g - 1) % {stages}));
     }}
+    if (lane == 0) wb_mbar_arrive(order);  // this turn's slices have landed: the next turn may wait for its own
     asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
     if (lane == 0) wb_mbar_arrive(empty + 8 * ((turn * tiles + tiles - 1) % {stages}));  // the ring goes on
 {epilogue}
