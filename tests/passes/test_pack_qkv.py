@@ -76,15 +76,6 @@ def test_projections_that_cannot_merge_are_left_alone(change):
     assert ops(packed).count("FusedMatMul") == 3
 
 
-def test_layer_precisions_reach_the_packed_layer_by_any_projection_name():
-    from workbench.builder.precision import constrained
-
-    packed = _packed(_attention_net())
-    product = packed.layers[0]
-    k_name = product.fused[1]
-    assert constrained(product, {k_name: "fp32"}) == "fp32" and constrained(product, {"other": "fp16"}) is None
-
-
 def test_packed_widths_are_checked():
     from workbench.errors import ShapeError
     from workbench.ir.ops import Info, spec_for

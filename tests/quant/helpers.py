@@ -79,3 +79,12 @@ def minmax_scales(net, x) -> dict:
             env[name] = value
             scales[name] = float(np.abs(value).max() / 127)
     return scales
+
+
+def encoder_batch(rng, size: int = 2) -> dict:
+    """Token ids and an attention mask for the BERT-style zoo encoder (sequence 128, padded tails as real
+    batches have)."""
+    ids = rng.integers(0, 30522, (size, 128)).astype(np.int64)
+    mask = np.ones((size, 128), np.int64)
+    mask[:, rng.integers(64, 128):] = 0
+    return {"input_ids": ids, "attention_mask": mask}

@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 
 import workbench as wb
+from tests.quant.helpers import encoder_batch
 from workbench.quant.mixed import cosine
 
 pytestmark = pytest.mark.slow
-
-
-def _batch(rng, size: int = 2) -> dict:
-    ids = rng.integers(0, 30522, (size, 128)).astype(np.int64)
-    mask = np.ones((size, 128), np.int64)
-    mask[:, rng.integers(64, 128):] = 0  # padded tails, as real batches have
-    return {"input_ids": ids, "attention_mask": mask}
 
 
 def test_bert_encoder_int8_cosine(tmp_path):
@@ -23,8 +17,8 @@ def test_bert_encoder_int8_cosine(tmp_path):
 
     net = wb.load_onnx(bert(tmp_path / "bert.onnx"))
     rng = np.random.default_rng(0)
-    cal = wb.quant.EntropyCalibrator([_batch(rng) for _ in range(3)], progress=False)
-    x = _batch(rng)
+    cal = wb.quant.EntropyCalibrator([encoder_batch(rng) for _ in range(3)], progress=False)
+    x = encoder_batch(rng)
     int8 = wb.build(net, wb.BuilderConfig(device="cpu", precision="int8", calibrator=cal, max_batch=2))
     fp32 = wb.build(net, wb.BuilderConfig(device="cpu", max_batch=2))
     products = [l for l in int8.network.layers if l.op in ("QGemm", "QLinearConvFused")]

@@ -17,8 +17,11 @@ F32 = np.float32
 
 
 def ref_quantize(x, scale, zp, dtype):
+    """ONNX QuantizeLinear: the float32 quotient rounded half to even (a float64 quotient may round the
+    other way where the float32 one lands on a half)."""
     info = np.iinfo(dtype)
-    return np.clip(np.rint(x.astype(np.float64) / np.float64(F32(scale))) + zp, info.min, info.max).astype(np.int64)
+    q = np.rint(x.astype(F32) / F32(scale)).astype(np.int64)
+    return np.clip(q + zp, info.min, info.max)
 
 
 def ref_dequant(acc, x_scale, w_scale, axis, ndim):

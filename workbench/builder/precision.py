@@ -13,15 +13,6 @@ QUANTIZED_PRECISIONS = ("int8", "fp8")
 _FLOAT_FALLBACK = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "bf16": "bf16", "int8": "fp16", "fp8": "fp16"}
 
 
-def constrained(layer, constraints: dict) -> str | None:
-    """The precision `constraints` (layer_precisions) set for `layer`: by its name, else by the name of a
-    source layer it stands for (fusions keep the first one's name; the others are in `fused`)."""
-    for name in (layer.name, *layer.fused):
-        if name in constraints:
-            return constraints[name]
-    return None
-
-
 def assign_precisions(net, cfg, quantizable=frozenset()) -> dict:
     """layer name -> precision. Non-float layers run exact ("fp32"); tf32 applies to matrix ops only.
 
@@ -29,7 +20,10 @@ def assign_precisions(net, cfg, quantizable=frozenset()) -> dict:
     """
     out = {}
     for layer in net.layers:
-        out[layer.name] = constrained(layer, cfg.layer_precisions) or _default(layer, net, cfg.precision, quantizable)
+        if layer.name in cfg.layer_precisions:
+            out[layer.name] = cfg.layer_precisions[layer.name]
+            continue
+        out[layer.name] = _default(layer, net, cfg.precision, quantizable)
     return out
 
 

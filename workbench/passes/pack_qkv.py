@@ -11,8 +11,8 @@ the attention is the only reader of Q, K and V. Projections without a bias may b
 (cuDNN's SDPA takes their strides as they are: no copy). Why: one product three times as wide keeps
 the GPU busy where three narrow ones leave it part idle (BERT-base b64: 192 tiles of 256 x 128 for
 132 multiprocessors, each), and an int8 build quantizes X once, not three times. The packed layer
-keeps Q's name and lists the three projections in `fused`, so `layer_precisions` still reaches it by
-any of their names (builder/precision.py).
+keeps Q's name (reports and `layer_precisions` use it) and lists the three projections in `fused`,
+as every fusion records its sources.
 """
 from __future__ import annotations
 

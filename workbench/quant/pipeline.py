@@ -12,7 +12,6 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .chain import chain_int8, int8_grids
 from .numerics import is_integer
-from ..builder.precision import constrained
 from .qdq import fold_qdq
 from .quantize import PRECISIONS, eligibility, is_matrix, is_quantized, quantize_network
 
@@ -21,7 +20,7 @@ def targets(net, cfg) -> dict:
     """{layer name: "int8"/"fp8"} for the matrix layers the config asks to quantize."""
     out = {}
     for layer in net.layers:
-        p = constrained(layer, cfg.layer_precisions) or cfg.precision
+        p = cfg.layer_precisions.get(layer.name, cfg.precision)
         if p in PRECISIONS and is_matrix(layer):
             out[layer.name] = p
     return out

@@ -10,21 +10,25 @@ bandwidth allows 0.15 ms at 56x56x256, b256). This kernel reads int8, accumulate
 writes int8 (or fp16) once; the epilogue is the caller's C statements (quantized.folded_lines: one
 multiply-add per value).
 
-Each block of 256 threads computes a BM x BN tile from 64-byte K slices of X and W, which go to shared
-memory through cp.async, and stages its outputs in shared memory so that global stores are whole
-16-byte vectors; a residual tile is loaded with the first K slice where shared memory allows. The main
-loop takes one of two forms (FORMS), both timed as tactic candidates:
+Each block computes a BM x BN tile from K slices of X and W in shared memory and stages its outputs
+there so that global stores are whole 16-byte vectors; a residual tile is loaded with the first K slice
+where shared memory allows. The main loop takes one of four forms (FORMS), all timed as tactic candidates:
 
-- "sync" (sm_80+): `stages` slices in flight, rows padded to 80 bytes so that ldmatrix reads them free
-  of bank conflicts, each warp issuing mma.sync m16n8k32 on its sub-tile. 200-400 TOP/s.
-- "wgmma" (sm_90a only, compiled through archcode.py): two warpgroups issue wgmma.mma_async m64nNk32
-  from shared memory in the 64-byte swizzle, the products of one slice in flight while the next is
-  waited for; K of up to four slices is held whole. Measured (H100, probe_imma.py, full epilogue):
-  BERT's FFN2 0.079 ms against mma.sync's 0.100 (cuBLAS fp16: 0.056), ResNet-50's stage-1 3x3
-  convolution 0.16 ms (mma.sync 0.21, cuDNN int8 0.18), the folded RGB stem 0.36 ms (0.58).
+- "sync" (sm_80+): 256 threads load 64-byte slices by cp.async, `stages` in flight, rows padded to 80
+  bytes so that ldmatrix reads them free of bank conflicts, each warp issuing mma.sync m16n8k32 on its
+  sub-tile. 200-400 TOP/s.
+- "wgmma" (sm_90a only, compiled through archcode.py): the same loaders; two warpgroups issue
+  wgmma.mma_async m64nNk32 from shared memory in the 64-byte swizzle, the products of one slice in
+  flight while the next is waited for; K of up to four slices is held whole. It reads a convolution's
+  patches in place (the implicit GEMM): ResNet-50's stage-1 3x3 0.16 ms (cuDNN int8 0.18).
+- "tma" (sm_90a, plain rows): a producer warp has the tensor memory accelerator bring 128-byte slices
+  (tma.py's tensor maps, the 128-byte swizzle) into mbarrier-guarded slots, which the two warpgroups
+  read; no thread computes load addresses. BERT's FFN2 0.041 ms (wgmma 0.075, cuBLAS fp16 0.056).
+- "pingpong" (sm_90a, plain rows, no residual): tma's loads in persistent blocks whose two warpgroups
+  take whole tiles in turn, one's epilogue overlapping the other's products. BERT's packed Q/K/V 0.039
+  ms (tma 0.049, cuBLAS fp16 0.055).
 
-The epilogue, not the products, now bounds most layers: FFN1's GELU epilogue takes 0.04 of its
-0.12 ms; ResNet's 1x1 + residual convolutions issue ~14 instructions a value after the product.
+Measured on an H100 with probe_imma.py (full epilogues); benchmarks/NOTES-gpu.md, session 6.
 
     >>> k = ImmaKernel(folded_lines(r, True), ("alpha", "beta"), "int8", "int8", 128, 128, 4, mma="wgmma")
     >>> k(xq, wq, alpha, beta, residual, y)          # CuPy arrays, y (M, N) preallocated
@@ -498,6 +502,56 @@ def _wgmma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, whole: bool) -
   __syncthreads();"""
 
 
+def _fed_barriers(stages: int, readers: int, order: bool = False) -> str:
+    """C initialising the fed forms' mbarriers: a full one a slot (the producer's expected bytes), an
+    empty one a slot (`readers` warp arrivals) and, for pingpong, the warpgroups' order barrier."""
+    ordered = "\n    wb_mbar_init(order, 4);" if order else ""
+    return f"""
+  if (tid == 0) {{
+    for (int s = 0; s < {stages}; ++s) {{
+      wb_mbar_init(full + 8 * s, 1);
+      wb_mbar_init(empty + 8 * s, {readers});
+    }}{ordered}
+    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
+  }}
+  __syncthreads();"""
+
+
+def _fed_request(slice_: str, stages: int, bm: int, bn: int, pad: str) -> str:
+    """C by which the producer requests the block's slice number `slice_` (K slice kt of the tile at
+    (m0, n0)) into its slot, once the slice `stages` before it there has been read."""
+    stage_bytes = (bm + bn) * TMA_BK
+    return f"""{pad}const int s = {slice_} % {stages};
+{pad}if ({slice_} >= {stages}) wb_mbar_wait(empty + 8 * s, (({slice_} / {stages}) - 1) & 1);
+{pad}const unsigned dst = sbase + s * {stage_bytes};
+{pad}wb_mbar_expect(full + 8 * s, {stage_bytes});  // out-of-bounds box rows arrive as zeros, counted
+{pad}wb_tma(dst, &tx, kt * {TMA_BK}, m0, full + 8 * s);
+{pad}wb_tma(dst + {bm * TMA_BK}, &tw, kt * {TMA_BK}, n0, full + 8 * s);"""
+
+
+def _fed_products(slice_: str, stages: int, bm: int, bn: int, mt: int, wtn: int, a_off: str, b_off: str,
+                  pad: str) -> str:
+    """C by which a warpgroup waits for the block's slice number `slice_` (K slice kt), issues its
+    products and, with them in flight, marks the slice before it read."""
+    stage_bytes = (bm + bn) * TMA_BK
+    products = "".join(f"""{pad}  {{
+{pad}    const unsigned long long da = wb_desc128(base + {a_off}{i * 64 * TMA_BK} + kk);
+{pad}    {_wgmma(wtn, i)}
+{pad}  }}
+""" for i in range(mt))
+    return f"""{pad}const int g = {slice_}, s = g % {stages};
+{pad}wb_mbar_wait(full + 8 * s, (g / {stages}) & 1);
+{pad}const unsigned base = sbase + s * {stage_bytes};
+{pad}asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
+#pragma unroll
+{pad}for (int kk = 0; kk < {TMA_BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
+{pad}  const unsigned long long db = wb_desc128(base + {b_off} + kk);
+{products}{pad}}}
+{pad}asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
+{pad}asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
+{pad}if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((g - 1) % {stages}));  // the slice before is read"""
+
+
 def _pingpong(name: str, params: list, smem_decl: str, shared: dict, stages: int, e: dict) -> str:
     """The pingpong kernel: persistent blocks, each taking tiles blockIdx.x, + gridDim.x, ...; the producer
     warp streams every tile's K slices through one ring of slots, and the two warpgroups take the
@@ -508,12 +562,6 @@ def _pingpong(name: str, params: list, smem_decl: str, shared: dict, stages: int
     for its own): a slot's full barrier is then never waited on two rounds ahead, which its phase parity
     could not tell from the round before."""
     bm, bn, mt = e["bm"], e["bn"], e["mt"]
-    stage_bytes = (bm + bn) * TMA_BK
-    products = "".join(f"""        {{
-          const unsigned long long da = wb_desc128(base + {i * 64 * TMA_BK} + kk);
-          {_wgmma(bn, i)}
-        }}
-""" for i in range(mt))
     ys_bytes = _staged(bm, bn, e["out"])
     epilogue = _epilogue(dict(e, ltid="(tid & 127)", threads=128, sync=f'asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + wg) : "memory");'))
     return f"""
@@ -522,28 +570,14 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int n_tiles = (N + {bn - 1}) / {bn}, all_tiles = ((M + {bm - 1}) / {bm}) * n_tiles;
   const int tiles = (K + {TMA_BK - 1}) / {TMA_BK};  // K slices a tile
-  const unsigned full = sbase + {shared["bars"]}, empty = full + {8 * stages}, order = empty + {8 * stages};
-  if (tid == 0) {{
-    for (int s = 0; s < {stages}; ++s) {{
-      wb_mbar_init(full + 8 * s, 1);
-      wb_mbar_init(empty + 8 * s, 4);
-    }}
-    wb_mbar_init(order, 4);
-    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
-  }}
-  __syncthreads();
+  const unsigned full = sbase + {shared["bars"]}, empty = full + {8 * stages}, order = empty + {8 * stages};{_fed_barriers(stages, 4, True)}
   if (warp == {THREADS // 32}) {{
     if (lane == 0) {{
       int g = 0;  // the block's slice count: slot g % {stages}, round g / {stages}
       for (int tile = blockIdx.x; tile < all_tiles; tile += gridDim.x) {{
         const int m0 = (tile / n_tiles) * {bm}, n0 = (tile % n_tiles) * {bn};
         for (int kt = 0; kt < tiles; ++kt, ++g) {{
-          const int s = g % {stages};
-          if (g >= {stages}) wb_mbar_wait(empty + 8 * s, ((g / {stages}) - 1) & 1);
-          const unsigned dst = sbase + s * {stage_bytes};
-          wb_mbar_expect(full + 8 * s, {stage_bytes});
-          wb_tma(dst, &tx, kt * {TMA_BK}, m0, full + 8 * s);
-          wb_tma(dst + {bm * TMA_BK}, &tw, kt * {TMA_BK}, n0, full + 8 * s);
+{_fed_request("g", stages, bm, bn, "          ")}
         }}
       }}
     }}
@@ -563,17 +597,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
         for (int c = 0; c < 4; ++c) accs[i][jj][c] = 0;
     if (turn > 0) wb_mbar_wait(order, (turn - 1) & 1);  // the other warpgroup's turn before has all its slices
     for (int kt = 0; kt < tiles; ++kt) {{
-      const int g = turn * tiles + kt, s = g % {stages};
-      wb_mbar_wait(full + 8 * s, (g / {stages}) & 1);
-      const unsigned base = sbase + s * {stage_bytes};
-      asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
-#pragma unroll
-      for (int kk = 0; kk < {TMA_BK}; kk += 32) {{
-        const unsigned long long db = wb_desc128(base + {bm * TMA_BK} + kk);
-{products}      }}
-      asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
-      asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
-      if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((g - 1) % {stages}));
+{_fed_products("turn * tiles + kt", stages, bm, bn, mt, bn, "", bm * TMA_BK, "      ")}
     }}
     if (lane == 0) wb_mbar_arrive(order);  // this turn's slices have landed: the next turn may wait for its own
     asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
@@ -591,47 +615,18 @@ def _tma_loop(bm: int, bn: int, stages: int, mt: int, wtn: int, bars: int, consu
     products and, once the next slice's products are in flight, mark it empty. The producer needs no
     registers to speak of and issues two instructions a slice where cp.async took four a thread.
     `consumers_start`: C the consumers run first (the residual's prefetch)."""
-    stage_bytes = (bm + bn) * TMA_BK
-    products = "".join(f"""      {{
-        const unsigned long long da = wb_desc128(base + a_off + {i * 64 * TMA_BK} + kk);
-        {_wgmma(wtn, i)}
-      }}
-""" for i in range(mt))
     return f"""
-  const unsigned full = sbase + {bars}, empty = full + {8 * stages};
-  if (tid == 0) {{
-    for (int s = 0; s < {stages}; ++s) {{
-      wb_mbar_init(full + 8 * s, 1);
-      wb_mbar_init(empty + 8 * s, {THREADS // 32});
-    }}
-    asm volatile("fence.mbarrier_init.release.cluster;\\n" ::: "memory");
-  }}
-  __syncthreads();
+  const unsigned full = sbase + {bars}, empty = full + {8 * stages};{_fed_barriers(stages, THREADS // 32)}
   if (warp == {THREADS // 32}) {{
     if (lane == 0)
       for (int kt = 0; kt < tiles; ++kt) {{
-        const int s = kt % {stages};
-        if (kt >= {stages}) wb_mbar_wait(empty + 8 * s, ((kt / {stages}) - 1) & 1);
-        const unsigned dst = sbase + s * {stage_bytes};
-        wb_mbar_expect(full + 8 * s, {stage_bytes});  // out-of-bounds box rows arrive as zeros, counted
-        wb_tma(dst, &tx, kt * {TMA_BK}, m0, full + 8 * s);
-        wb_tma(dst + {bm * TMA_BK}, &tw, kt * {TMA_BK}, n0, full + 8 * s);
+{_fed_request("kt", stages, bm, bn, "        ")}
       }}
     return;
   }}{consumers_start}
   const unsigned a_off = wm * {mt * 64 * TMA_BK}, b_off = {bm * TMA_BK} + wn * {wtn * TMA_BK};
   for (int kt = 0; kt < tiles; ++kt) {{
-    const int s = kt % {stages};
-    wb_mbar_wait(full + 8 * s, (kt / {stages}) & 1);
-    const unsigned base = sbase + s * {stage_bytes};
-    asm volatile("wgmma.fence.sync.aligned;\\n" ::: "memory");
-#pragma unroll
-    for (int kk = 0; kk < {TMA_BK}; kk += 32) {{  // a K step inside a swizzled row: the start address moves
-      const unsigned long long db = wb_desc128(base + b_off + kk);
-{products}    }}
-    asm volatile("wgmma.commit_group.sync.aligned;\\n" ::: "memory");
-    asm volatile("wgmma.wait_group.sync.aligned 1;\\n" ::: "memory");
-    if (kt > 0 && lane == 0) wb_mbar_arrive(empty + 8 * ((kt - 1) % {stages}));  // slice kt - 1 is read
+{_fed_products("kt", stages, bm, bn, mt, wtn, "a_off + ", "b_off", "    ")}
   }}
   asm volatile("wgmma.wait_group.sync.aligned 0;\\n" ::: "memory");
   {_CONSUMERS_SYNC}"""
