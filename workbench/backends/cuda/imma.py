@@ -56,9 +56,10 @@ MIN_MAJOR = 8              # mma.sync int8 m16n8k32 and cp.async: Ampere and lat
 PORTABLE_SHARED = 48 << 10  # beyond this a kernel must opt in (max_dynamic_shared_size_bytes)
 MAX_STAGES = 4
 # The main loop's forms: "sync" (mma.sync, any sm_80+ card), "wgmma" (Hopper's warpgroup MMA, sm_90a
-# only: the "a" target runs on no later architecture) and "tma" (wgmma fed by the tensor memory
-# accelerator from a producer warp). wgmma reads both operands from shared memory in its 64-byte swizzle
-# (_at), so a K slice's rows are unpadded there; tma's slices are 128 bytes deep in the 128-byte swizzle.
+# only: the "a" target runs on no later architecture), "tma" (wgmma fed by the tensor memory accelerator
+# from a producer warp) and "pingpong" (tma's loads in persistent blocks, a warpgroup a tile). wgmma reads
+# both operands from shared memory in its 64-byte swizzle (_at), so a K slice's rows are unpadded there;
+# the fed forms' slices are 128 bytes deep in the 128-byte swizzle.
 FORMS = ("sync", "wgmma", "tma", "pingpong")
 FED = ("tma", "pingpong")   # the forms whose operands the tensor memory accelerator brings
 TMA_BK = tma.BOX_BYTES

@@ -671,10 +671,10 @@ def _patch_k(g) -> int:
 
 
 def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
-    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: tma, wgmma first;
-    `patches`: a convolution's, which tma does not read). Where wgmma runs, mma.sync won no layer of
-    ResNet-50 or BERT (H100): two of its tiles stay as a fallback below the exhaustive level, which keeps
-    the ResNet-50 INT8 build near 150 s."""
+    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: pingpong, tma, wgmma,
+    then sync; `patches`: a convolution's, which the TMA-fed forms do not read). Where wgmma runs, mma.sync
+    won no layer of ResNet-50 or BERT (H100): two of its tiles stay as a fallback below the exhaustive
+    level. With the four forms the ResNet-50 INT8 build takes ~230 s (H100)."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
     forms = [f for f in imma.forms() if not (patches and f in imma.FED)]
     fallback = 2 if "wgmma" in forms and level < EXHAUSTIVE_LEVEL else keep
