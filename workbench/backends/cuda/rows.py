@@ -109,9 +109,9 @@ __device__ __forceinline__ unsigned wb_pack(float lo, float hi) {
 __device__ __forceinline__ float wb_warp_sum(float v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
   return v; }
-extern "C" __global__ void __launch_bounds__(256) wb_layernorm_warp(const uint4* x, const uint4* r, const W_T* w,
-    const B_T* b, uint4* y, long long rows, float eps, int has_b) {
-  const long long row = (long long)blockIdx.x * 8 + (threadIdx.x >> 5);
+extern "C" __global__ void __launch_bounds__(32 * ROWS) wb_layernorm_warp(const uint4* x, const uint4* r,
+    const W_T* w, const B_T* b, uint4* y, long long rows, float eps, int has_b) {
+  const long long row = (long long)blockIdx.x * ROWS + (threadIdx.x >> 5);
   const int lane = threadIdx.x & 31;
   if (row >= rows) return;
   const long long base = row * VECS;
@@ -177,7 +177,7 @@ def source(recipe: dict) -> str:
             f"#define ROUND_OUT(x) {'wb_bf16(x)' if recipe['out'] == 'bfloat16' else 'x'}"]
     if recipe.get("cols"):  # the warp form, for this row length
         vecs = recipe["cols"] // 8
-        defs += [f"#define VECS {vecs}", f"#define CHUNKS {-(-vecs // 32)}"]
+        defs += [f"#define VECS {vecs}", f"#define CHUNKS {-(-vecs // 32)}", f"#define ROWS {WARP_ROWS}"]
     body = {"softmax": _SOFTMAX, "layernorm": _LAYERNORM, "layernorm-warp": _LAYERNORM_WARP}[recipe["op"]]
     return "\n".join(defs) + _COMMON + body
 
