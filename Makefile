@@ -21,11 +21,12 @@ browser-deps:
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) notebooks/01_quickstart.ipynb
 
+# --dist loadfile: a test file's tests run on one worker, in order, sharing its module fixtures
 test: $(STAMP) browser-deps
-	$(PY) -m pytest -q -n 2 --timeout 900
+	$(PY) -m pytest -q -n 2 --dist loadfile --timeout 900
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow and not browser"
+	$(PY) -m pytest -q -n 2 --dist loadfile -m "not slow and not browser"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
