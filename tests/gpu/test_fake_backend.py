@@ -594,8 +594,11 @@ def test_tma_runs_where_wgmma_does_and_the_driver_encodes_maps(fake_cuda, monkey
         assert list(imma.stage_range(3072, "tma")) == [6, 5, 4, 3, 2] and list(imma.stage_range(64, "tma")) == [2]
         tactics, site = _conv_site(3, 64)
         assert not {"tma", "pingpong"} & {c["mma"] for c in tactics["int8-implicit"].candidates(site, 4)}
-        tactics, site = _conv_site(1, 64)
-        assert "tma" in {c["mma"] for c in tactics["int8-mma"].candidates(site, 3)}
+        tactics, site = _conv_site(1, 64)  # K = 64: wgmma holds it whole, the one place it won beside tma
+        assert {c["mma"] for c in tactics["int8-mma"].candidates(site, 3)} == {"pingpong", "tma", "wgmma"}
+        tactics, site = _conv_site(1, 512)  # a pipelined K: the fed forms only, everything at the exhaustive level
+        assert {c["mma"] for c in tactics["int8-mma"].candidates(site, 3)} == {"pingpong", "tma"}
+        assert {c["mma"] for c in tactics["int8-mma"].candidates(site, 4)} == {"pingpong", "tma", "wgmma", "sync"}
     finally:
         imma._device.cache_clear()
 

@@ -672,15 +672,20 @@ def _patch_k(g) -> int:
 
 def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
     """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: pingpong, tma, wgmma,
-    then sync; `patches`: a convolution's, which the TMA-fed forms do not read). Where wgmma runs, mma.sync
-    won no layer of ResNet-50 or BERT (H100): two of its tiles stay as a fallback below the exhaustive
-    level. With the four forms the ResNet-50 INT8 build takes ~230 s (H100)."""
+    then sync; `patches`: a convolution's, which the TMA-fed forms do not read). Below the exhaustive
+    level, what never won is left out (H100, ResNet-50 and BERT, 114 int8 layers): where a fed form takes
+    the product, wgmma only where it holds K whole and no mma.sync; elsewhere two mma.sync tiles beside
+    wgmma."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
     forms = [f for f in imma.forms() if not (patches and f in imma.FED)]
-    fallback = 2 if "wgmma" in forms and level < EXHAUSTIVE_LEVEL else keep
-    return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in forms
-            for bm, bn, s in imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[
-                :fallback if mma == "sync" else keep]]
+    found = {mma: imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[:keep] for mma in forms}
+    if level < EXHAUSTIVE_LEVEL:
+        if any(found.get(f) for f in imma.FED):
+            found["wgmma"] = [c for c in found.get("wgmma", []) if imma.holds_whole(k, c[2], "wgmma")]
+            found.pop("sync", None)
+        elif "wgmma" in forms:
+            found["sync"] = found.get("sync", [])[:2]
+    return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in forms for bm, bn, s in found.get(mma, [])]
 
 
 def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, label: str) -> Kernel:
