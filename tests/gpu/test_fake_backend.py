@@ -613,7 +613,8 @@ def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, monkeypatch
     body = code.split('extern "C"')[1]
     assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
-    assert body.count("wb_mbar_arrive(") == 3 and "wb_mbar_wait(order" in body and '"r"(1 + wg)' in body and "__syncthreads" not in body.split("return;")[1]
+    assert body.count("wb_mbar_arrive(") == 3 and "wb_mbar_wait(order" in body and '"r"(1 + wg)' in body
+    assert "__syncthreads" not in body.split("return;")[1]
     shared = imma.layout(*tile, 2, "int8", None, "pingpong")
     assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] + 16)
     assert imma.layout(*tile, 2, "int8", "int8", "pingpong") is None  # no residual: tma takes those

@@ -282,7 +282,8 @@ def test_imma_product_is_exact(tile, mma, stages, rows, k, n):
     assert np.array_equal(y.get().astype(np.int64), want), f"{int(np.sum(y.get() != want))} values differ"
 
 
-@pytest.mark.parametrize("tile,stages,out", [((128, 128), 3, "float32"), ((64, 256), 2, "float32"), ((128, 64), 5, "float16")])
+@pytest.mark.parametrize("tile,stages,out", [((128, 128), 3, "float32"), ((64, 256), 2, "float32"),
+                                             ((128, 64), 5, "float16")])
 def test_pingpong_walks_many_tiles_a_block(tile, stages, out):
     """Several tiles a warpgroup: the ring of slots runs on across tiles (its phases wrap many times), the
     two warpgroups alternate, and every tile's edge (rows, columns, a K tail) is zero-filled and cut."""

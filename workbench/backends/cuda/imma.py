@@ -564,7 +564,8 @@ def _pingpong(name: str, params: list, smem_decl: str, shared: dict, stages: int
     could not tell from the round before."""
     bm, bn, mt = e["bm"], e["bn"], e["mt"]
     ys_bytes = _staged(bm, bn, e["out"])
-    epilogue = _epilogue(dict(e, ltid="(tid & 127)", threads=128, sync=f'asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + wg) : "memory");'))
+    own_barrier = 'asm volatile("bar.sync %0, 128;\\n" :: "r"(1 + wg) : "memory");'  # the warpgroup's alone
+    epilogue = _epilogue(dict(e, ltid="(tid & 127)", threads=128, sync=own_barrier))
     return f"""
 extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(params)}) {{
   {smem_decl}
