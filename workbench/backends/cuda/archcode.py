@@ -77,6 +77,7 @@ class ArchKernel:
         self.name, self._cubin = name, cubin(code, name, arch)
         self._functions: dict = {}   # device id -> (module, function): a module lives in one context
         self._max_shared = None
+        self._resident: dict = {}  # (device id, threads, shared bytes) -> resident_blocks()
 
     def _function(self):
         device = cp.cuda.Device().id
@@ -111,10 +112,14 @@ class ArchKernel:
             self._set_max_shared(function)
 
     def resident_blocks(self, threads: int, shared: int) -> int:
-        """How many blocks of this kernel the current device runs at once (all multiprocessors)."""
-        driver, function = cp.cuda.driver, self._function()
-        per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(function.ptr, threads, shared)
-        return max(1, per_sm) * cp.cuda.Device().attributes["MultiProcessorCount"]
+        """How many blocks of this kernel the current device runs at once (all multiprocessors); asked of
+        the driver once per device and launch shape, as a persistent kernel needs it at every call."""
+        key = (cp.cuda.Device().id, threads, shared)
+        if key not in self._resident:
+            driver, function = cp.cuda.driver, self._function()
+            per_sm = driver.occupancyMaxActiveBlocksPerMultiprocessor(function.ptr, threads, shared)
+            self._resident[key] = max(1, per_sm) * cp.cuda.Device().attributes["MultiProcessorCount"]
+        return self._resident[key]
 
     def __call__(self, grid, block, args, shared_mem: int = 0) -> None:
         self._function()(grid, block, args, shared_mem=shared_mem)

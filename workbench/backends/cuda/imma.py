@@ -257,23 +257,26 @@ template <typename T> struct __align__(2 * sizeof(T)) wb_pair { T v[2]; };
 # probe_imma.py). The descriptor holds the start address, the distance between 8-row groups (SBO) and
 # the mode (2: 64-byte swizzle); the swizzle applies to address bits, so atoms sit on 512-byte boundaries.
 WGMMA_SBO, WGMMA_ALIGN = 8 * BK, 512
-_WGMMA = rf"""
-__device__ inline unsigned long long wb_desc(unsigned addr) {{
-  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)({WGMMA_SBO} >> 4) << 32) |
-         (2ull << 62);
-}}
-"""
+
+
+def _descriptor(name: str, sbo: int, mode: int) -> str:
+    """C of a K-major shared-memory matrix descriptor: start address, 8-row groups `sbo` bytes apart,
+    swizzle `mode` (1: 128-byte, 2: 64-byte)."""
+    return f"""
+__device__ inline unsigned long long {name}(unsigned addr) {{
+  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)({sbo} >> 4) << 32) |
+         ({mode}ull << 62);
+}}"""
+
+
+_WGMMA = _descriptor("wb_desc", WGMMA_SBO, 2) + "\n"
 
 # The tma form: slots of 128-byte rows in the 128-byte swizzle (descriptor mode 1, 8-row groups 1024 bytes
 # apart), written by cp.async.bulk.tensor (the tensor map's swizzle is the same function of the address
 # bits); each slot has a "full" mbarrier (the producer's expected bytes, completed by the copies) and an
 # "empty" one (an arrival from each consumer warp once its products of the slot are done).
 _TMA = rf"""
-struct __align__(64) wb_tmap {{ unsigned long long v[{tma.MAP_BYTES // 8}]; }};
-__device__ inline unsigned long long wb_desc128(unsigned addr) {{
-  return (unsigned long long)((addr & 0x3FFFF) >> 4) | (1ull << 16) | ((unsigned long long)({8 * TMA_BK} >> 4) << 32) |
-         (1ull << 62);
-}}
+struct __align__(64) wb_tmap {{ unsigned long long v[{tma.MAP_BYTES // 8}]; }};""" + _descriptor("wb_desc128", 8 * TMA_BK, 1) + rf"""
 __device__ inline void wb_mbar_init(unsigned bar, unsigned count) {{
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" :: "r"(bar), "r"(count) : "memory");
 }}
@@ -718,7 +721,10 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
             ok ? (const void*)((const unsigned char*)R + ((size_t)m * N + n) * {rsize}) : (const void*)R, ok);
   }}"""
     sync = _CONSUMERS_SYNC if fed else "__syncthreads();"
-    after = "" if shared["prefetch"] and not fed else ("" if shared["prefetch"] else load_residual) + f"""
+    # after the product: the residual's load where it was not prefetched, then the wait for it (the fed
+    # forms prefetch through cp.async groups of their own, so they wait here either way)
+    late = "" if shared["prefetch"] else load_residual
+    after = "" if shared["prefetch"] and not fed else late + f"""
   wb_commit();
   asm volatile("cp.async.wait_group 0;\\n" ::);
   {sync}"""
@@ -799,7 +805,6 @@ class ImmaKernel:
                 k.max_dynamic_shared_size_bytes = self.shared
         self.kernel, self.bm, self.bn, self.columns = k, bm, bn, len(columns)
         self.stages, self.whole, self.fed, self.persistent = stages, whole, mma in FED, mma == "pingpong"
-        self._w_map = None  # (address, shape, map): a layer's weights stay put, its X may move
 
     def registers(self) -> tuple:
         """(registers per thread, local memory bytes per thread) of the compiled kernel."""
@@ -812,7 +817,7 @@ class ImmaKernel:
         (m, n), k = y.shape, wq.shape[1]
         if self.whole and k > self.stages * BK:
             raise ValueError(f"the kernel holds K whole in {self.stages} slot(s) (K <= {self.stages * BK}), got {k}")
-        operands = [xq, wq] if not self.fed else [tma.tensor_map(xq, self.bm), self._weights_map(wq)]
+        operands = [xq, wq] if not self.fed else [tma.tensor_map(xq, self.bm), tma.tensor_map(wq, self.bn)]
         args = operands + [*vectors] + ([residual] if residual is not None else []) + \
             [y, np.int32(m), np.int32(n), np.int32(k)]
         threads = TMA_THREADS if self.fed else THREADS
@@ -820,9 +825,3 @@ class ImmaKernel:
         if self.persistent:  # as many blocks as run at once; each walks its tiles
             blocks = min(blocks, self.kernel.resident_blocks(threads, self.shared))
         self.kernel((blocks,), (threads,), tuple(args), shared_mem=self.shared)
-
-    def _weights_map(self, wq):
-        key = (int(wq.data.ptr), wq.shape)
-        if self._w_map is None or self._w_map[0] != key:
-            self._w_map = (key, tma.tensor_map(wq, self.bn))
-        return self._w_map[1]

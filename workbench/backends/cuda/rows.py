@@ -158,6 +158,8 @@ extern "C" __global__ void __launch_bounds__(32 * ROWS) wb_layernorm_warp(const 
   }
 }
 """
+_BODIES = {"softmax": ("wb_softmax", _SOFTMAX), "layernorm": ("wb_layernorm", _LAYERNORM),
+           "layernorm-warp": ("wb_layernorm_warp", _LAYERNORM_WARP)}  # recipe op -> (kernel name, source)
 WARP_ROWS = 8            # rows a block of the warp form
 WARP_MAX_COLS = 2048     # 64 values a lane in registers
 
@@ -178,16 +180,14 @@ def source(recipe: dict) -> str:
     if recipe.get("cols"):  # the warp form, for this row length
         vecs = recipe["cols"] // 8
         defs += [f"#define VECS {vecs}", f"#define CHUNKS {-(-vecs // 32)}", f"#define ROWS {WARP_ROWS}"]
-    body = {"softmax": _SOFTMAX, "layernorm": _LAYERNORM, "layernorm-warp": _LAYERNORM_WARP}[recipe["op"]]
-    return "\n".join(defs) + _COMMON + body
+    return "\n".join(defs) + _COMMON + _BODIES[recipe["op"]][1]
 
 
 def kernel_for(recipe: dict):
     key = json.dumps(recipe, sort_keys=True)
     k = _MODULES.get(key)
     if k is None:
-        name = {"softmax": "wb_softmax", "layernorm": "wb_layernorm", "layernorm-warp": "wb_layernorm_warp"}[recipe["op"]]
-        k = cp.RawKernel(source(recipe), name)
+        k = cp.RawKernel(source(recipe), _BODIES[recipe["op"]][0])
         _MODULES[key] = k
     return k
 

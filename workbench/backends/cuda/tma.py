@@ -71,7 +71,13 @@ def encode(ptr: int, rows: int, k: int, box_rows: int, encoder=None) -> np.ndarr
 
 
 def tensor_map(a, box_rows: int) -> np.ndarray:
-    """encode() for a C-contiguous CuPy int8 matrix."""
+    """encode() for a C-contiguous CuPy int8 matrix; a map depends only on the address, the shape and the
+    box, so maps are kept for the addresses that recur (weights, a planned arena's activations)."""
     if a.ndim != 2 or a.dtype.itemsize != 1 or not a.flags.c_contiguous:
         raise ValueError(f"TMA takes a C-contiguous 2-D int8 matrix, got {a.dtype} {a.shape}")
-    return encode(int(a.data.ptr), a.shape[0], a.shape[1], box_rows)
+    return _encoded(int(a.data.ptr), a.shape[0], a.shape[1], box_rows)
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded(ptr: int, rows: int, k: int, box_rows: int) -> np.ndarray:
+    return encode(ptr, rows, k, box_rows)
