@@ -363,8 +363,8 @@ def test_wgmma_source_takes_one_instruction_shape_per_tile(fake_cuda, tile, n):
     operands' K slices are unpadded (core matrices), so a wgmma stage takes less shared memory."""
     imma = importlib.import_module("workbench.backends.cuda.imma")
     _, code = imma.source(["y = (float)acc;"], (), None, "float16", *tile, 3, mma="wgmma")
-    shapes = set(re.findall(r"wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k32\.s32\.s8\.s8", code))
-    assert shapes == {str(n)}
+    shapes = set(re.findall(r'wgmma\.mma_async\.sync\.aligned\.m64n(\d+)k32\." WB_MMA_TYPES', code))
+    assert shapes == {str(n)} and '#define WB_MMA_TYPES "s32.s8.s8"' in code
     assert f"accs[0][{n // 8 - 1}][3]" in code and f"accs[0][{n // 8}][0]" not in code
     assert "fence.proxy.async" in code and "ldmatrix" not in code.split("extern \"C\"")[1]
     wg, sync = imma.layout(*tile, 3, "float16", None, "wgmma"), imma.layout(*tile, 3, "float16")
@@ -563,7 +563,7 @@ def test_tma_source_feeds_two_warpgroups_from_a_producer_warp(fake_cuda, tile, n
     imma = importlib.import_module("workbench.backends.cuda.imma")
     _, code = imma.source(["y = (float)acc;"], (), "int8", "float16", *tile, 2, mma="tma")
     body = code.split('extern "C"')[1]
-    assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert body.count("wb_tma(") == 2 and "__launch_bounds__(288)" in body and "wb_cp16(" in body
     assert "__syncthreads" not in body.split("return;")[1] and "bar.sync 1, 256" in body
     assert "wb_desc128" in body and "ldmatrix" not in body and "auto load" not in body
@@ -611,10 +611,61 @@ def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, monkeypatch
     monkeypatch.setattr(imma, "_device", lambda i: (9, 227 << 10))  # a Hopper's shared memory
     _, code = imma.source(["y = (signed char)acc;"], (), None, "int8", *tile, 2, mma="pingpong")
     body = code.split('extern "C"')[1]
-    assert set(re.findall(r"m64n(\d+)k32\.s32", body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
     assert body.count("wb_mbar_arrive(") == 3 and "wb_mbar_wait(order" in body and '"r"(1 + wg)' in body
     assert "__syncthreads" not in body.split("return;")[1]
     shared = imma.layout(*tile, 2, "int8", None, "pingpong")
     assert shared["bars"] - shared["ys"] == 2 * tile[0] * (tile[1] + 16)
     assert imma.layout(*tile, 2, "int8", "int8", "pingpong") is None  # no residual: tma takes those
+
+
+def _fp8_gemm_site(n: int = 256, k: int = 768):
+    """A float8 QGemm site (X (64, k) float16, E4M3 weights held in float16, a float32 bias) on the fake device."""
+    from tests.gpu import fakecupy
+    from workbench.backends.cuda import tactics
+    from workbench.backends.cuda.site import make_site
+    from workbench.ir.network import Layer
+    from workbench.ir.opdefs.fused import ACTIVATION_ATTRS
+    from workbench.ir.opdefs.quantized import QUANT_ATTRS
+    from workbench.quant.numerics import FP8
+
+    tactics.load_all()
+    attrs = dict(QUANT_ATTRS, **ACTIVATION_ATTRS)
+    attrs.update(x_scale=0.05, x_dtype=FP8, x_zero_point=0, w_scale=[0.01], activation="Gelu")
+    args = [fakecupy.asarray(np.ones((64, k), np.float16)), fakecupy.asarray(np.ones((n, k), np.float16)),
+            fakecupy.asarray(np.ones(n, np.float32))]
+    layer = Layer("t", "QGemm", ["x", "w", "b"], ["y"], attrs, "workbench")
+    return tactics.TACTICS, make_site(layer, attrs, args, "fp8", ["float16"], {"w", "b"}, 21)
+
+
+def test_fp8_layers_take_the_wgmma_forms_on_e4m3_operands(fake_cuda, monkeypatch):
+    """Float8 products run the generated kernel with float accumulators and the E4M3 wgmma, in the wgmma
+    forms only (mma.sync is int8 here); the epilogue reads the accumulator as it is and the float bias in
+    real units (an int8 layer's counts units of x_scale * w_scale)."""
+    from tests.gpu import fakecupy
+    from workbench.backends.cuda import tma
+    from workbench.backends.cuda.quantized import Recipe, folded_columns, folded_lines
+
+    imma = importlib.import_module("workbench.backends.cuda.imma")
+    props = {"name": b"FakeGPU", "major": 9, "minor": 0, "sharedMemPerBlockOptin": 227 << 10}
+    monkeypatch.setattr(fakecupy.cuda.runtime, "getDeviceProperties", lambda i: props)
+    monkeypatch.setattr(tma, "missing", lambda: None)
+    imma._device.cache_clear()
+    try:
+        assert imma.forms("e4m3") == ["pingpong", "tma", "wgmma"]
+        name, code = imma.source(["y = acc;"], (), None, "float16", 128, 128, 2, mma="tma", operand="e4m3")
+        assert "typedef float wb_acc;" in code and '"f32.e4m3.e4m3"' in code and 'WB_MMA_SIGNS ", 1, 1"' in code
+        assert imma.source(["y = acc;"], (), None, "float16", 128, 128, 2, mma="tma")[0] != name
+        with pytest.raises(ValueError, match="sync form takes int8"):
+            imma.source(["y = acc;"], (), None, "float16", 128, 128, 2, mma="sync", operand="e4m3")
+        tactics, site = _fp8_gemm_site()
+        assert tactics["fp8-mma"].applies(site) is None and "fp8 not handled" in tactics["int8-mma"].applies(site)
+        assert {c["mma"] for c in tactics["fp8-mma"].candidates(site, 4)} == {"pingpong", "tma", "wgmma"}
+        recipe = Recipe(site)
+        lines = folded_lines(recipe.epilogue_recipe("float32", "float32", None), True)
+        assert lines[0] == "float v = fmaf(acc, alpha, beta);" and "v = wb_gelu(v);" in lines
+        alpha, beta = folded_columns(recipe, np.array([2.0, -3.0]))
+        assert np.allclose(alpha, 0.05 * 0.01) and list(beta) == [2.0, -3.0]
+    finally:
+        imma._device.cache_clear()

@@ -116,7 +116,8 @@ def test_fp8_qgemm(out, act, grid):
 
 
 @pytest.mark.parametrize("tactic,kernel,stride,pads,residual", [
-    ("fp8-gemm", 1, 1, 0, True), ("fp8-conv", 3, 1, 1, True), ("fp8-conv", 3, 2, 1, False),
+    ("fp8-gemm", 1, 1, 0, True), ("fp8-mma", 1, 1, 0, True), ("fp8-mma", 1, 2, 0, False),
+    ("fp8-conv", 3, 1, 1, True), ("fp8-conv", 3, 2, 1, False),
     ("fp8-cudnn", 3, 1, 1, True), ("fp8-cudnn", 1, 1, 0, False)])
 def test_fp8_qconv(tactic, kernel, stride, pads, residual):
     rng = np.random.default_rng()
@@ -131,6 +132,31 @@ def test_fp8_qconv(tactic, kernel, stride, pads, residual):
     r = rng.standard_normal((n, k, out, out)).astype(np.float32) if residual else None
     want = qlinear_conv_fused(x, w, b, r, **attrs)
     _close(tactic, "QLinearConvFused", [x, w, b, r], attrs, want, "fp8", 1e-5 if tactic == "fp8-conv" else 1e-3)
+
+
+@pytest.mark.parametrize("config", range(3))
+@pytest.mark.parametrize("mma", ["wgmma", "tma", "pingpong"])
+@pytest.mark.parametrize("rows,k,n,out,act,channels", [(300, 80, 48, "float32", "Relu", 48),
+                                                       (384, 768, 200, "float16", "Gelu", 1),
+                                                       (4096, 1024, 256, "float32", None, 1)])
+def test_fp8_mma_qgemm(config, mma, rows, k, n, out, act, channels):
+    """The generated kernel on E4M3 operands, each configuration the tactic would time, against the CPU
+    kernel: tails in every dimension, per-tensor and per-channel weight scales, fp16 and float32 out."""
+    from workbench.backends.cuda.imma import configs
+
+    found = configs(n, k, out, None, _runs(mma))
+    if config >= len(found):
+        pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
+    bm, bn, stages = found[config]
+    rng = np.random.default_rng()
+    x = (rng.standard_normal((rows, k)) * 3).astype(np.float32)
+    w = _fp8_weights(rng, (n, k))
+    b = rng.standard_normal(n).astype(np.float32) if channels == 1 else None
+    attrs = _attrs(channels, rng, act, FP8)
+    want = qgemm(x, w, b, **attrs)
+    # as test_fp8_qgemm: the FP8 tensor cores' sums run a little short of float32
+    _close("fp8-mma", "QGemm", [x, w, b], attrs, want, "fp8", 2e-3,
+           params={"tile": [bm, bn], "stages": stages, "mma": mma}, out_dtype=out)
 
 
 # ------------------------------------------------------------------------------- int8 graphs and chains

@@ -1,6 +1,10 @@
-"""An int8 tensor-core GEMM with a quantized layer's epilogue fused, generated per recipe and configuration.
+"""An int8 (or FP8) tensor-core GEMM with a quantized layer's epilogue fused, generated per recipe and
+configuration.
 
     Y (M, N) = epilogue(Xq (M, K) . Wq (N, K)^T)      Xq, Wq int8, K-contiguous (the TN layout)
+
+The operands may instead be E4M3 bits (operand "e4m3", float accumulators): the wgmma forms only, the
+same loads, slots and epilogue (OPERANDS).
 
 or, for a convolution (`conv`, an implicit GEMM), Xq's rows are the patches of an NHWC int8 image,
 read in place. cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1
@@ -76,6 +80,14 @@ TILES = ((128, 128), (128, 64), (64, 128), (64, 64))  # by how often each was fa
 WGMMA_TILES = ((128, 128), (64, 128), (64, 256), (256, 128), (128, 64), (128, 256), (64, 64))  # probe_imma.py, H100
 _SIZE = {"int8": 1, "uint8": 1, "float16": 2, "float32": 4}
 _KERNELS: dict = {}
+# What the operands hold: int8 integers (s32 accumulators) or E4M3 bits (f32 accumulators, sm_90a's
+# wgmma only). The generators write wb_acc, WB_ACC (its asm constraint) and the wgmma's type suffix and
+# trailing operands (the float variants take the operands' signs) as these macros give them.
+OPERANDS = {
+    "int8": 'typedef int wb_acc;\n#define WB_ACC "+r"\n#define WB_MMA_TYPES "s32.s8.s8"\n#define WB_MMA_SIGNS ""\n',
+    "e4m3": 'typedef float wb_acc;\n#define WB_ACC "+f"\n#define WB_MMA_TYPES "f32.e4m3.e4m3"\n'
+            '#define WB_MMA_SIGNS ", 1, 1"\n',
+}
 
 # Exact integer <-> float arithmetic on the FP32 pipes: Hopper converts (I2F, F2I, FRND) at 16 per
 # clock and SM against 128 FMAs. Each helper returns exactly what the conversion would. (Measured:
@@ -140,9 +152,9 @@ def missing(mma: str = "sync") -> str | None:
     return None if major >= MIN_MAJOR else f"needs compute capability {MIN_MAJOR}.0+ (mma.sync int8, cp.async)"
 
 
-def forms() -> list:
-    """The main-loop forms the current device runs, the one expected fastest first."""
-    return [f for f in reversed(FORMS) if not missing(f)]
+def forms(operand: str = "int8") -> list:
+    """The main-loop forms the current device runs on `operand`s, the one expected fastest first."""
+    return [f for f in reversed(FORMS) if not missing(f) and (operand == "int8" or f != "sync")]
 
 
 def shared_limit(mma: str = "sync") -> int:
@@ -309,12 +321,12 @@ def _at(mma: str, row: str, k: str) -> str:
 
 
 def _wgmma(n: int, i: int) -> str:
-    """C issuing one m64nNk32 s8 x s8 -> s32 product from descriptors da, db into accs[i][j][c]."""
+    """C issuing one m64nNk32 product (OPERANDS' types) from descriptors da, db into accs[i][j][c]."""
     regs = n // 2
-    outs = ", ".join(f'"+r"(accs[{i}][{r // 4}][{r % 4}])' for r in range(regs))
+    outs = ", ".join(f'WB_ACC(accs[{i}][{r // 4}][{r % 4}])' for r in range(regs))
     dst = ", ".join(f"%{i}" for i in range(regs))
-    return (f'asm volatile("wgmma.mma_async.sync.aligned.m64n{n}k32.s32.s8.s8 {{{dst}}}, %{regs}, %{regs + 1}, 1;\\n"'
-            f' : {outs} : "l"(da), "l"(db));')
+    return (f'asm volatile("wgmma.mma_async.sync.aligned.m64n{n}k32." WB_MMA_TYPES " {{{dst}}}, %{regs}, '
+            f'%{regs + 1}, 1" WB_MMA_SIGNS ";\\n" : {outs} : "l"(da), "l"(db));')
 
 
 def patches(g, cp_: int) -> dict:
@@ -593,7 +605,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS}) {name}({", ".join(pa
   int turn = wg;  // the block's tile count, which places this tile's slices in the ring
   for (int tile = blockIdx.x + wg * gridDim.x; tile < all_tiles; tile += 2 * gridDim.x, turn += 2) {{
     const int m0 = (tile / n_tiles) * {bm}, n0 = (tile % n_tiles) * {bn};
-    int accs[{mt}][{e["nt"]}][4];
+    wb_acc accs[{mt}][{e["nt"]}][4];
 #pragma unroll
     for (int i = 0; i < {mt}; ++i)
 #pragma unroll
@@ -663,7 +675,7 @@ def _epilogue(e: dict) -> str:
         wb_pair<{e['y_type']}> yp;
 #pragma unroll
         for (int c = 0; c < 2; ++c) {{
-          const int acc = accs[i][j][h * 2 + c];
+          const wb_acc acc = accs[i][j][h * 2 + c];
           {e['col_picks']}
           {e['res_pick']}
           {e['y_type']} y;
@@ -684,23 +696,27 @@ def _epilogue(e: dict) -> str:
 
 
 def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int, stages: int,
-           conv: dict | None = None, mma: str = "sync", whole: bool = False) -> tuple:
+           conv: dict | None = None, mma: str = "sync", whole: bool = False, operand: str = "int8") -> tuple:
     """(kernel name, CUDA source) for one epilogue and configuration. `lines`: C statements from acc
-    (int), the per-column float vectors named in `columns` and res (the residual's element) to y.
-    conv (patches()): X is an NHWC int8 image and its rows the patches of a convolution. mma: FORMS;
-    whole: K has at most `stages` slices (holds_whole()), which the kernel then assumes."""
+    (int for int8 operands, float for e4m3), the per-column float vectors named in `columns` and res (the
+    residual's element) to y. conv (patches()): X is an NHWC int8 image and its rows the patches of a
+    convolution. mma: FORMS; whole: K has at most `stages` slices (holds_whole()), which the kernel then
+    assumes; operand: OPERANDS."""
     shared = layout(bm, bn, stages, out, residual, mma)
     if shared is None:
         raise ValueError(f"tile {bm}x{bn} with {stages} stages does not fit {shared_limit(mma)} bytes of shared memory")
     fed = mma in FED
     if fed and conv:
         raise ValueError(f"the {mma} form reads plain rows: a convolution's patches take the wgmma or sync form")
+    if operand not in OPERANDS or (operand != "int8" and mma == "sync"):
+        raise ValueError(f"operands {operand!r} in the {mma} form: the sync form takes int8, the wgmma forms "
+                         f"{sorted(OPERANDS)}")
     warps = _warp_tiles(bm, bn, mma)
     mt, wtn = warps["mt"], warps["wtn"]
     nt = wtn // 8
     size = _SIZE[out]
     ldy = bn + 16 // size  # staged output row, in elements (16 bytes of padding)
-    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole])
+    key = json.dumps([lines, columns, residual, out, bm, bn, stages, conv, mma, whole, operand])
     name = "wb_imma_" + hashlib.sha1(key.encode()).hexdigest()[:16]
     y_type = _C[out]
     params = ["const __grid_constant__ wb_tmap tx", "const __grid_constant__ wb_tmap tw"] if fed else \
@@ -753,8 +769,8 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
                col_loads=col_loads, col_picks=col_picks, res_read=res_read, res_pick=res_pick, sync=sync, ltid="tid",
                threads=THREADS)
     if mma == "pingpong":
-        return name, _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + _TMA + _pingpong(name, params, smem_decl, shared, stages,
-                                                                              epi)
+        return name, _PREAMBLE + EXACT + HALF_TYPE + OPERANDS[operand] + _ASYNC + _TMA + \
+            _pingpong(name, params, smem_decl, shared, stages, epi)
     extra = {"wgmma": _WGMMA, "tma": _TMA}.get(mma, "")
     depth = TMA_BK if fed else BK
     loader = "" if fed else f"""
@@ -764,7 +780,7 @@ def source(lines: list, columns: tuple, residual: str | None, out: str, bm: int,
     unsigned char* Bs = As + {bm * row_bytes};{x_loader}{_rows_loader("Bs", "W", bn, "n0", "N", mma)}
     wb_commit();
   }};"""
-    code = _PREAMBLE + EXACT + HALF_TYPE + _ASYNC + extra + f"""
+    code = _PREAMBLE + EXACT + HALF_TYPE + OPERANDS[operand] + _ASYNC + extra + f"""
 extern "C" __global__ void __launch_bounds__({TMA_THREADS if fed else THREADS}) {name}({", ".join(params)}) {{
   {smem_decl}
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -772,7 +788,7 @@ extern "C" __global__ void __launch_bounds__({TMA_THREADS if fed else THREADS}) 
   // blocks of one row band are launched side by side, so X's rows are read from DRAM once, then from L2
   const int n_tiles = (N + {bn - 1}) / {bn};
   const int m0 = (int)(blockIdx.x / n_tiles) * {bm}, n0 = (int)(blockIdx.x % n_tiles) * {bn};
-  int accs[{mt}][{nt}][4];
+  wb_acc accs[{mt}][{nt}][4];
 #pragma unroll
   for (int i = 0; i < {mt}; ++i)
 #pragma unroll
@@ -795,8 +811,9 @@ class ImmaKernel:
     or the NHWC image whose patches are the rows."""
 
     def __init__(self, lines: list, columns: tuple, residual: str | None, out: str, bm: int, bn: int,
-                 stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False):
-        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole)
+                 stages: int, conv: dict | None = None, mma: str = "sync", whole: bool = False,
+                 operand: str = "int8"):
+        name, code = source(lines, tuple(columns), residual, out, bm, bn, stages, conv, mma, whole, operand)
         self.shared = layout(bm, bn, stages, out, residual, mma)["bytes"]
         k = _KERNELS.get(name)
         if k is None:

@@ -191,12 +191,13 @@ def folded_lines(r: dict, small_acc: bool) -> list:
     in the same units (folded_columns), gamma the residual's scale (/ y_scale); rounded by one add of
     1.5 * 2**23 after the clamp. Not bit-exact with the CPU kernel's order of roundings: a value at a
     half may round the other way (one grid step), as cuDNN's int8 graphs do. small_acc: every
-    accumulator is below 2**22 in magnitude, so it converts to float in two FP32 operations.
+    accumulator is below 2**22 in magnitude, so it converts to float in two FP32 operations. A float8
+    layer's accumulator is already a float (E4M3 products summed in float32).
     """
     name = (r["act"] or [None])[0]
     fold = _folds_grid(r["grid"], r["act"])
     post = 1.0 / np.float64(r["grid"][0]) if fold else 1.0
-    acc = "wb_small_i2f(acc)" if small_acc else "wb_i2f(acc)"
+    acc = "acc" if r["fp8"] else "wb_small_i2f(acc)" if small_acc else "wb_i2f(acc)"
     lines = [f"float v = {f'fmaf({acc}, alpha, beta)' if r['bias'] else f'__fmul_rn({acc}, alpha)'};"]
     if r["residual"] in INTS:
         s, zp = r["r_grid"]
@@ -229,12 +230,13 @@ def _folds_grid(grid, act) -> bool:
 
 
 def folded_columns(recipe, bias) -> list:
-    """The per-channel vectors folded_lines reads: alpha = unit (/ y_scale), and beta = bias * alpha."""
-    fold = _folds_grid(recipe.grid, recipe.act)
-    alpha = recipe.unit.astype(np.float64) / (recipe.grid[0] if fold else 1.0)
+    """The per-channel vectors folded_lines reads: alpha = unit (/ y_scale), and beta the bias in the same
+    units: bias * alpha for integer layers (an int32 bias counts units), bias (/ y_scale) for float8."""
+    post = 1.0 / recipe.grid[0] if _folds_grid(recipe.grid, recipe.act) else 1.0
+    alpha = recipe.unit.astype(np.float64) * post
     columns = [alpha.astype(np.float32)]
     if bias is not None:
-        columns.append((np.asarray(bias, np.float64) * alpha).astype(np.float32))
+        columns.append((np.asarray(bias, np.float64) * (post if recipe.fp8 else alpha)).astype(np.float32))
     return columns
 
 
@@ -484,6 +486,11 @@ def _int8_weights(site, dev, args, n: int, k: int):
     return dev.derive(args[1], ("int8-nk",), lambda w: cp.ascontiguousarray(w.reshape(n, k)), site.const[1])
 
 
+def _e4m3_weights(site, dev, args, n: int, k: int):
+    """A float8 layer's weights (float16 holding E4M3 values) as their E4M3 bits, (N, K), derived once."""
+    return dev.derive(args[1], ("e4m3-nk",), lambda w: _encode_values(w.reshape(n, k)), site.const[1])
+
+
 def _gemm_kernel(site, dev, recipe, product, unit, bias_dtype, label: str) -> Kernel:
     """QGemm / 1x1 conv around `product(rows_of_X, args) -> (rows, N) accumulator`: pixels as rows."""
     conv = site.op == "QLinearConvFused"
@@ -556,10 +563,7 @@ class Int8Mma:
 
     @staticmethod
     def check(site):
-        why = _gemm_check(site, False, None)
-        if why:
-            return why
-        return imma.fits(*_gemm_sizes(site), Recipe(site).out, _residual_dtype(site))
+        return _gemm_mma_check(site, False)
 
     @staticmethod
     def candidates(site, level):
@@ -567,15 +571,54 @@ class Int8Mma:
 
     @staticmethod
     def prepare(site, params, dev):
-        recipe = Recipe(site)
-        n, k = _gemm_sizes(site)
-        g = geometry(site) if site.op == "QLinearConvFused" else None
+        return _gemm_mma_kernel(site, params, dev, "int8-mma")
 
-        def rows(args):
-            return _int8_rows(recipe, _pixel_rows(args[0], g) if g else args[0]).reshape(-1, k)
 
-        return _mma_kernel(site, params, dev, k, k, rows, lambda args: _int8_weights(site, dev, args, n, k), None,
-                           "int8-mma")
+@tactic("fp8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=12)
+class Fp8Mma:
+    """float8 QGemm / 1x1 QLinearConvFused as the same generated kernel on E4M3 bits (imma.py's wgmma
+    forms, sm_90a): float32 accumulators, the epilogue fused (scale, bias, residual, activation), fp16
+    or float32 written once, where fp8-gemm runs a cuBLASLt product and an epilogue pass apart. Takes
+    per-channel weight scales too (cuBLASLt's FP8 product scales by one number)."""
+
+    @staticmethod
+    def check(site):
+        return _gemm_mma_check(site, True)
+
+    @staticmethod
+    def candidates(site, level):
+        return _mma_candidates(site, level, _gemm_sizes(site)[1])
+
+    @staticmethod
+    def prepare(site, params, dev):
+        return _gemm_mma_kernel(site, params, dev, "fp8-mma")
+
+
+def _gemm_mma_check(site, fp8: bool) -> str | None:
+    """Why the generated kernel does not take this QGemm / 1x1 conv on int8 (or E4M3) operands, or None."""
+    why = _gemm_check(site, fp8, imma.missing("wgmma") if fp8 else None)
+    if why:
+        return why
+    recipe = Recipe(site)
+    if recipe.fp8_grid is not None:
+        return "an E4M3 output grid is left to fp8-gemm's epilogue"
+    return imma.fits(*_gemm_sizes(site), recipe.out, _residual_dtype(site), "wgmma" if fp8 else "sync")
+
+
+def _gemm_mma_kernel(site, params, dev, label: str) -> Kernel:
+    """The generated kernel for a QGemm / 1x1 conv: X's rows (pixels) quantized to the layer's operands."""
+    recipe = Recipe(site)
+    n, k = _gemm_sizes(site)
+    g = geometry(site) if site.op == "QLinearConvFused" else None
+
+    def rows(args):
+        x = _pixel_rows(args[0], g) if g else args[0]
+        return (recipe.quantize(x, "e4m3") if recipe.fp8 else _int8_rows(recipe, x)).reshape(-1, k)
+
+    def weights(args):
+        return (_e4m3_weights if recipe.fp8 else _int8_weights)(site, dev, args, n, k)
+
+    return _mma_kernel(site, params, dev, k, k, rows, weights, None, label)
 
 
 @tactic("int8-implicit", ops=QCONV_OPS, precisions=("int8",), rank=12)
@@ -671,13 +714,14 @@ def _patch_k(g) -> int:
 
 
 def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
-    """Tiles and pipeline depths of each main-loop form the device runs (imma.forms: pingpong, tma, wgmma,
-    then sync; `patches`: a convolution's, which the TMA-fed forms do not read). Below the exhaustive
+    """Tiles and pipeline depths of each main-loop form the device runs on the layer's operands
+    (imma.forms: pingpong, tma, wgmma, then sync for int8; `patches`: a convolution's, which the TMA-fed
+    forms do not read). Below the exhaustive
     level, what never won is left out (H100, ResNet-50 and BERT, 114 int8 layers): where a fed form takes
     the product, wgmma only where it holds K whole and no mma.sync; elsewhere two mma.sync tiles beside
     wgmma."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
-    forms = [f for f in imma.forms() if not (patches and f in imma.FED)]
+    forms = [f for f in imma.forms(_operand(Recipe(site))) if not (patches and f in imma.FED)]
     found = {mma: imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[:keep] for mma in forms}
     if level < EXHAUSTIVE_LEVEL:
         if any(found.get(f) for f in imma.FED):
@@ -688,17 +732,23 @@ def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
     return [{"tile": [bm, bn], "stages": s, "mma": mma} for mma in forms for bm, bn, s in found.get(mma, [])]
 
 
+def _operand(recipe) -> str:
+    """What the generated kernel's operands hold for this layer (imma.OPERANDS)."""
+    return "e4m3" if recipe.fp8 else "int8"
+
+
 def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, label: str) -> Kernel:
-    """The generated int8 kernel around rows(args) (X's operand) and weights(args) ((N, k) int8):
-    k is the product's padded K, k_real the number of terms that may be non-zero."""
+    """The generated kernel around rows(args) (X's operand) and weights(args) ((N, k) int8, or E4M3 bits
+    for float8 layers): k is the product's padded K, k_real the number of terms that may be non-zero."""
     recipe = Recipe(site)
     n, m = site.shape(1)[0], _gemm_rows(site)
     g = geometry(site) if site.op == "QLinearConvFused" else None
     residual = _residual_dtype(site)
     has_bias = site.present(2)
-    r = recipe.epilogue_recipe("int32", "int32" if has_bias else None, residual)
+    acc = "float32" if recipe.fp8 else "int32"
+    r = recipe.epilogue_recipe(acc, acc if has_bias else None, residual)
     small = k_real * 128 * 128 < 2 ** 22  # |acc| bound: centred int8 X times int8 weights (Q/DQ models: -128)
-    mma = params.get("mma", "sync")  # plans written before the wgmma form carry none
+    mma = params.get("mma", "wgmma" if recipe.fp8 else "sync")  # int8 plans from before the wgmma form carry none
     why = imma.missing(mma) if mma in imma.FORMS else f"unknown main-loop form {mma!r}"
     if why:
         raise ValueError(why)
@@ -706,7 +756,8 @@ def _mma_kernel(site, params, dev, k: int, k_real: int, rows, weights, conv, lab
     bm, bn = params.get("tile", default[:2])
     stages = int(params.get("stages", default[2]))
     kernel = imma.ImmaKernel(folded_lines(r, small), ("alpha", "beta")[:1 + has_bias], residual, recipe.out,
-                             int(bm), int(bn), stages, conv, mma, imma.holds_whole(k, stages, mma))
+                             int(bm), int(bn), stages, conv, mma, imma.holds_whole(k, stages, mma),
+                             _operand(recipe))
 
     def columns(bias):
         return [_vector(v, n, np.float32) for v in folded_columns(recipe, None if bias is None else _host(bias))]
@@ -757,11 +808,8 @@ class Fp8Gemm:
         if algo >= mm.count:
             raise RuntimeError(f"cuBLASLt offers {mm.count} algorithm(s), no algorithm {algo}")
 
-        def weights(w):  # float16 holding E4M3 values -> their bits, (N, K)
-            return _encode_values(w.reshape(n, k))
-
         def product(x, args):
-            w = dev.derive(args[1], ("e4m3-nk",), weights, site.const[1])
+            w = _e4m3_weights(site, dev, args, n, k)
             acc = cp.empty((m, n), np.float32 if d_type == R32F else np.float16)
             mm(recipe.quantize(x, "e4m3").reshape(m, k), w, acc, alpha, algo)
             return acc
