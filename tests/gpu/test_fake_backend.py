@@ -563,7 +563,8 @@ def test_tma_source_feeds_two_warpgroups_from_a_producer_warp(fake_cuda, tile, n
     imma = importlib.import_module("workbench.backends.cuda.imma")
     _, code = imma.source(["y = (float)acc;"], (), "int8", "float16", *tile, 2, mma="tma")
     body = code.split('extern "C"')[1]
-    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)}
+    assert f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert body.count("wb_tma(") == 2 and "__launch_bounds__(288)" in body and "wb_cp16(" in body
     assert "__syncthreads" not in body.split("return;")[1] and "bar.sync 1, 256" in body
     assert "wb_desc128" in body and "ldmatrix" not in body and "auto load" not in body
@@ -611,7 +612,8 @@ def test_pingpong_source_gives_each_warpgroup_whole_tiles(fake_cuda, monkeypatch
     monkeypatch.setattr(imma, "_device", lambda i: (9, 227 << 10))  # a Hopper's shared memory
     _, code = imma.source(["y = (signed char)acc;"], (), None, "int8", *tile, 2, mma="pingpong")
     body = code.split('extern "C"')[1]
-    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)} and f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
+    assert set(re.findall(r'm64n(\d+)k32\." WB_MMA_TYPES', body)) == {str(n)}
+    assert f"accs[{mt - 1}][{n // 8 - 1}][3]" in body
     assert "tile += gridDim.x" in body and "tile += 2 * gridDim.x" in body and "wb_mbar_init(empty + 8 * s, 4)" in body
     assert body.count("wb_mbar_arrive(") == 3 and "wb_mbar_wait(order" in body and '"r"(1 + wg)' in body
     assert "__syncthreads" not in body.split("return;")[1]
