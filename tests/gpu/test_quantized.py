@@ -142,12 +142,7 @@ def test_fp8_qconv(tactic, kernel, stride, pads, residual):
 def test_fp8_mma_qgemm(config, mma, rows, k, n, out, act, channels):
     """The generated kernel on E4M3 operands, each configuration the tactic would time, against the CPU
     kernel: tails in every dimension, per-tensor and per-channel weight scales, fp16 and float32 out."""
-    from workbench.backends.cuda.imma import configs
-
-    found = configs(n, k, out, None, _runs(mma))
-    if config >= len(found):
-        pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
-    bm, bn, stages = found[config]
+    params = _config(config, n, k, out, mma)
     rng = np.random.default_rng()
     x = (rng.standard_normal((rows, k)) * 3).astype(np.float32)
     w = _fp8_weights(rng, (n, k))
@@ -155,8 +150,7 @@ def test_fp8_mma_qgemm(config, mma, rows, k, n, out, act, channels):
     attrs = _attrs(channels, rng, act, FP8)
     want = qgemm(x, w, b, **attrs)
     # as test_fp8_qgemm: the FP8 tensor cores' sums run a little short of float32
-    _close("fp8-mma", "QGemm", [x, w, b], attrs, want, "fp8", 2e-3,
-           params={"tile": [bm, bn], "stages": stages, "mma": mma}, out_dtype=out)
+    _close("fp8-mma", "QGemm", [x, w, b], attrs, want, "fp8", 2e-3, params=params, out_dtype=out)
 
 
 # ------------------------------------------------------------------------------- int8 graphs and chains
@@ -269,6 +263,17 @@ def test_max_pool_moves_grid_integers(dtype, channels, nhwc):
 
 
 # ------------------------------------------------------------------------------- the generated int8 kernel
+def _config(config: int, n: int, k: int, out: str, mma: str) -> dict:
+    """Tactic params for the config-th configuration the generated kernel would time, or a skip."""
+    from workbench.backends.cuda.imma import configs
+
+    found = configs(n, k, out, None, _runs(mma))
+    if config >= len(found):
+        pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
+    bm, bn, stages = found[config]
+    return {"tile": [bm, bn], "stages": stages, "mma": mma}
+
+
 def _runs(mma: str) -> str:
     """The main-loop form, or a skip where this device cannot run it (wgmma: sm_90a only)."""
     from workbench.backends.cuda.imma import missing
@@ -365,12 +370,7 @@ def _within_a_step(got, want):
                                               (130, 64, 96, "float32", None), (256, 3072, 64, "int8", "Gelu")])
 def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
     """Each configuration the tactic would time (imma.configs)."""
-    from workbench.backends.cuda.imma import configs
-
-    found = configs(n, k, out, None, _runs(mma))
-    if config >= len(found):
-        pytest.skip(f"{len(found)} configurations for N={n}, K={k}, {out} outputs")
-    bm, bn, stages = found[config]
+    params = _config(config, n, k, out, mma)
     rng = np.random.default_rng()
     x = (rng.standard_normal((rows, k)) * 2).astype(np.float32)
     w = rng.integers(-127, 128, (n, k)).astype(np.int8)
@@ -379,7 +379,7 @@ def test_int8_mma_qgemm(config, mma, rows, k, n, out, act):
     attrs = _attrs(n, rng, act, **extra)
     want = qgemm(x, w, b, **attrs)
     got = run_tactic("int8-mma", "QGemm", [x, w, b], attrs, "int8",
-                     params={"tile": [bm, bn], "stages": stages, "mma": mma}, const=(1, 2), domain="workbench",
+                     params=params, const=(1, 2), domain="workbench",
                      out_dtype=out)[0]
     _within_a_step(got, want.astype(got.dtype) if out != "int8" else want)
 

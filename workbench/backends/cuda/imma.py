@@ -3,11 +3,9 @@ configuration.
 
     Y (M, N) = epilogue(Xq (M, K) . Wq (N, K)^T)      Xq, Wq int8, K-contiguous (the TN layout)
 
-The operands may instead be E4M3 bits (operand "e4m3", float accumulators): the wgmma forms only, the
-same loads, slots and epilogue (OPERANDS).
-
 or, for a convolution (`conv`, an implicit GEMM), Xq's rows are the patches of an NHWC int8 image,
-read in place. cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1
+read in place. The operands may instead be E4M3 bits (operand "e4m3", float accumulators; the wgmma
+forms only), with the same loads, slots and epilogue (OPERANDS). cuBLAS and cuDNN run int8 products on Hopper no faster than fp16 for ResNet's 1x1
 convolutions once a per-channel requantization is attached (cuBLASLt takes no per-channel alpha for
 int8; cuDNN sends a graph with a per-channel multiply to its runtime-fusion engine, 0.38 ms where
 bandwidth allows 0.15 ms at 56x56x256, b256). This kernel reads int8, accumulates in registers and

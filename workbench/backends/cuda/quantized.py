@@ -18,6 +18,8 @@
                 against the CPU at build time), then the same epilogue.
     fp8-gemm    float8 QGemm / 1x1 QLinearConvFused: X to E4M3 bits by a generated kernel, cuBLASLt
                 FP8 TN product scaled by x_scale * w_scale, then the epilogue.
+    fp8-mma     the same layers through int8-mma's generated kernel on E4M3 bits (its wgmma forms,
+                float32 accumulators), the epilogue fused.
     fp8-conv    float8 QLinearConvFused: E4M3 values held in fp16 (exact) through cuDNN with float32
                 accumulation, as FP8 tensor cores compute, then the epilogue.
 
@@ -69,10 +71,10 @@ _KERNELS: dict = {}
 _FP8_PREAMBLE = _PREAMBLE + imma.EXACT + r"""
 __device__ inline unsigned char wb_e4m3_bits(float v) {  // saturate to +-448, round to nearest even
 #if __CUDA_ARCH__ >= 890
-  unsigned short b;  // the conversion instruction (sm_89+), for the dozen below: the same bits, NaN 0x7F
+  unsigned short b;  // the conversion instruction (sm_89+): the same bits as the dozen below, NaN 0x7F
   asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(b) : "f"(0.0f), "f"(v));
   return v != v ? 0x7F : (unsigned char)(b & 0xFF);
-#endif
+#else
   if (v != v) return 0x7F;
   v = fminf(fmaxf(v, -448.0f), 448.0f);
   unsigned char sign = signbit(v) ? 0x80 : 0;
@@ -81,6 +83,7 @@ __device__ inline unsigned char wb_e4m3_bits(float v) {  // saturate to +-448, r
   unsigned int u = __float_as_uint(a);
   u += 0x7FFFFu + ((u >> 20) & 1u);                                     // 3 mantissa bits, half-even
   return sign | (unsigned char)((((u >> 23) - 120u) << 3) | ((u >> 20) & 7u));
+#endif
 }
 __device__ inline float wb_e4m3_value(unsigned char b) {
   int e = (b >> 3) & 15, m = b & 7;
@@ -560,45 +563,6 @@ def _residual_dtype(site) -> str | None:
     return site.dtype(3) if site.op == "QLinearConvFused" and site.present(3) else None
 
 
-@tactic("int8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("int8",), rank=12)
-class Int8Mma:
-    """QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue fused
-    (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into one
-    multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact."""
-
-    @staticmethod
-    def check(site):
-        return _gemm_mma_check(site, False)
-
-    @staticmethod
-    def candidates(site, level):
-        return _mma_candidates(site, level, _gemm_sizes(site)[1])
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _gemm_mma_kernel(site, params, dev, "int8-mma")
-
-
-@tactic("fp8-mma", ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8",), rank=12)
-class Fp8Mma:
-    """float8 QGemm / 1x1 QLinearConvFused as the same generated kernel on E4M3 bits (imma.py's wgmma
-    forms, sm_90a): float32 accumulators, the epilogue fused (scale, bias, residual, activation), fp16
-    or float32 written once, where fp8-gemm runs a cuBLASLt product and an epilogue pass apart. Takes
-    per-channel weight scales too (cuBLASLt's FP8 product scales by one number)."""
-
-    @staticmethod
-    def check(site):
-        return _gemm_mma_check(site, True)
-
-    @staticmethod
-    def candidates(site, level):
-        return _mma_candidates(site, level, _gemm_sizes(site)[1])
-
-    @staticmethod
-    def prepare(site, params, dev):
-        return _gemm_mma_kernel(site, params, dev, "fp8-mma")
-
-
 def _gemm_mma_check(site, fp8: bool) -> str | None:
     """Why the generated kernel does not take this QGemm / 1x1 conv on int8 (or E4M3) operands, or None."""
     why = _gemm_check(site, fp8, imma.missing("wgmma") if fp8 else None)
@@ -624,6 +588,33 @@ def _gemm_mma_kernel(site, params, dev, label: str) -> Kernel:
         return (_e4m3_weights if recipe.fp8 else _int8_weights)(site, dev, args, n, k)
 
     return _mma_kernel(site, params, dev, k, k, rows, weights, None, label)
+
+
+def _gemm_mma_tactic(name: str, fp8: bool, doc: str):
+    """Register the generated-kernel tactic for int8 or float8 QGemm / 1x1 convolutions (one code)."""
+    def check(site):
+        return _gemm_mma_check(site, fp8)
+
+    def candidates(site, level):
+        return _mma_candidates(site, level, _gemm_sizes(site)[1])
+
+    def prepare(site, params, dev):
+        return _gemm_mma_kernel(site, params, dev, name)
+
+    impl = type(name, (), {"__doc__": doc, "check": staticmethod(check), "candidates": staticmethod(candidates),
+                           "prepare": staticmethod(prepare)})
+    return tactic(name, ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=12)(impl)
+
+
+Int8Mma = _gemm_mma_tactic(
+    "int8-mma", False, "QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue "
+    "fused (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into one "
+    "multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact.")
+Fp8Mma = _gemm_mma_tactic(
+    "fp8-mma", True, "float8 QGemm / 1x1 QLinearConvFused as the same generated kernel on E4M3 bits (imma.py's "
+    "wgmma forms, sm_90a): float32 accumulators, the epilogue fused (scale, bias, residual, activation), fp16 or "
+    "float32 written once, where fp8-gemm runs a cuBLASLt product and an epilogue pass apart. Takes per-channel "
+    "weight scales too (cuBLASLt's FP8 product scales by one number).")
 
 
 @tactic("int8-implicit", ops=QCONV_OPS, precisions=("int8",), rank=12)
@@ -721,10 +712,9 @@ def _patch_k(g) -> int:
 def _mma_candidates(site, level, k: int, patches: bool = False) -> list:
     """Tiles and pipeline depths of each main-loop form the device runs on the layer's operands
     (imma.forms: pingpong, tma, wgmma, then sync for int8; `patches`: a convolution's, which the TMA-fed
-    forms do not read). Below the exhaustive
-    level, what never won is left out (H100, ResNet-50 and BERT, 114 int8 layers): where a fed form takes
-    the product, wgmma only where it holds K whole and no mma.sync; elsewhere two mma.sync tiles beside
-    wgmma."""
+    forms do not read). Below the exhaustive level, what never won is left out (H100, ResNet-50 and
+    BERT, 114 int8 layers): where a fed form takes the product, wgmma only where it holds K whole and no
+    mma.sync; elsewhere two mma.sync tiles beside wgmma."""
     n, keep = site.shape(1)[0], PLANS_PER_LEVEL.get(level, 3) + 1
     forms = [f for f in imma.forms(_operand(Recipe(site))) if not (patches and f in imma.FED)]
     found = {mma: imma.configs(n, k, Recipe(site).out, _residual_dtype(site), mma)[:keep] for mma in forms}
