@@ -144,6 +144,67 @@ def test_user_errors_exit_2_with_a_message(argv, needle, model, plan, tmp_path, 
     assert err.startswith("error: ") and needle in err, err
 
 
+@pytest.fixture
+def digits_calibration(tmp_path):
+    """The shipped digits CNN and a folder of two .npz calibration batches."""
+    from workbench.zoo import digits
+
+    d = digits()
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    for i in range(2):
+        np.savez(folder / f"batch{i}.npz", input=d.x_calib[8 * i:8 * i + 8])
+    return d, folder
+
+
+def _precisions(capsys, plan) -> dict:
+    capsys.readouterr()
+    assert cli.main(["inspect", str(plan), "--json"]) == 0
+    return {row["name"]: row["precision"] for row in json.loads(capsys.readouterr().out)["layers"]}
+
+
+def test_build_calibrates_from_a_folder_and_reuses_the_cache(digits_calibration, tmp_path, capsys):
+    d, folder = digits_calibration
+    out, cache = tmp_path / "digits.plan", tmp_path / "digits.calib"
+    argv = ["build", str(d.model), "-o", str(out), "--precision", "int8", "--device", "cpu", "--max-batch", "8", "-q",
+            "--calibrator", "minmax", "--calibration-cache", str(cache)]
+    assert cli.main(argv + ["--calibration", str(folder)]) == 0
+    assert "layers by precision: int8" in capsys.readouterr().out and cache.is_file()
+    assert {"int8"} <= set(_precisions(capsys, out).values())
+    written = cache.stat().st_mtime_ns
+    assert cli.main(argv + ["--layer-precision", "Conv_0=fp32"]) == 0  # the cache alone: no data needed
+    assert cache.stat().st_mtime_ns == written
+    precisions = _precisions(capsys, out)
+    assert precisions["Conv_0"] == "fp32" and precisions["Conv_1"] == "int8"
+
+
+def test_an_int8_build_without_calibration_says_so(digits_calibration, tmp_path, capsys):
+    d, _ = digits_calibration
+    out = tmp_path / "digits.plan"
+    assert cli.main(["build", str(d.model), "-o", str(out), "--precision", "int8", "--device", "cpu",
+                     "--max-batch", "8", "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "--calibration FOLDER" in captured.err and "int8" not in captured.out.split("layers by precision:")[1]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--percentile", "99.9"], "add --calibrator percentile"),
+    (["--layer-precision", "Conv_0"], "write LAYER=PRECISION"),
+    (["--layer-precision", "Conv_0=int4"], "is not one of"),
+    (["--layer-precision", "Conv_0=fp16", "Conv_0=fp32"], "names layer 'Conv_0' twice"),
+    (["--calibration-cache", "{tmp}/absent.calib"], "does not exist yet"),
+    (["--calibration", "{tmp}/absent"], "calibration folder"),
+])
+def test_quantization_options_fail_clearly(extra, needle, digits_calibration, tmp_path, capsys):
+    d, _ = digits_calibration
+    argv = ["build", str(d.model), "-o", str(tmp_path / "d.plan"), "--precision", "int8", "--device", "cpu",
+            "--max-batch", "8", "-q"] + [a.format(tmp=tmp_path) for a in extra]
+    assert cli.main(argv) == 2
+    err = _error(capsys)
+    assert err.startswith("error: ") and needle in err, err
+    assert not (tmp_path / "d.plan").exists()
+
+
 def test_argparse_errors_exit_2(capsys):
     assert cli.main(["build"]) == 2
     assert cli.main(["build", "m.onnx", "--precision", "fp64"]) == 2

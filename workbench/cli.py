@@ -1,6 +1,7 @@
 """The command line: `workbench build | run | inspect | conformance`, and commands other modules add.
 
     $ workbench build model.onnx -o model.plan --precision fp16 --shapes images:1x3x224x224,8x3x224x224,32x3x224x224
+    $ workbench build model.onnx --precision int8 --max-batch 32 --calibration calib/ --calibration-cache model.calib
     $ workbench run model.plan --input images=x.npy -o out.npz
     $ workbench inspect model.plan --json
     $ workbench conformance --pattern "test_relu|test_conv"
@@ -42,6 +43,7 @@ class UsageError(WorkbenchError):
 # ---------------------------------------------------------------------------------- build
 def add_build_arguments(p: argparse.ArgumentParser) -> None:
     from .builder.config import DEVICES, PRECISIONS
+    from .quant import options as quant_options
 
     p.add_argument("model", help="the ONNX model to build")
     p.add_argument("-o", "--output", help="plan file to write (default: the model's path with .plan)")
@@ -55,6 +57,7 @@ def add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch", type=int, help="make dim 0 of every input dynamic from 1 to N")
     p.add_argument("--timing-cache", metavar="FILE", help="reuse and update tactic timings in FILE")
     p.add_argument("--opt-level", type=int, default=3, help="builder optimization level 0..5 (default 3)")
+    quant_options.add_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -64,11 +67,13 @@ def build_command(args) -> int:
 
     from .builder.config import BuilderConfig
     from .errors import ConfigError
+    from .quant import options as quant_options
 
     profiles = parse_profile(args.shapes)
     cfg = BuilderConfig(device=args.device, precision=args.precision, workspace=args.workspace,
                         profiles=[profiles] if profiles else [], max_batch=args.max_batch,
-                        timing_cache=args.timing_cache, builder_optimization_level=args.opt_level)
+                        timing_cache=args.timing_cache, builder_optimization_level=args.opt_level,
+                        **quant_options.from_args(args))
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".plan")
     if not output.absolute().parent.is_dir():  # say so now, not after a long build
         raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
@@ -85,7 +90,31 @@ def build_command(args) -> int:
     print(f"wrote {output}: {len(engine.layers)} layers, {cfg.precision} on {engine.backend}, activations "
           f"{_mib(engine.memory.arena_bytes)}, weights {_mib(engine.memory.weight_bytes)}, built in "
           f"{engine.report.get('build_seconds', 0):.2f} s")
+    _report_quantization(engine.report.get("quantization") or {}, engine.precisions)
     return EXIT_OK
+
+
+MAX_LISTED = 10  # layers a build names as not quantized; inspect has the rest
+
+
+def _report_quantization(info: dict, precisions: dict) -> None:
+    """After a build that asked for int8/fp8: layers by precision, and why layers stayed in floating point."""
+    if not info:
+        return
+    counts = {}
+    for p in precisions.values():
+        counts[p] = counts.get(p, 0) + 1
+    print("layers by precision: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda t: -t[1])))
+    if info.get("note"):  # every layer then stayed for the same reason
+        print(f"warning: {info['note'].split(';')[0]}; give --calibration FOLDER (or --calibration-cache FILE)",
+              file=sys.stderr)
+        return
+    skipped = sorted((info.get("not_quantized") or {}).items())
+    for name, why in skipped[:MAX_LISTED]:
+        print(f"  {name} not quantized: {why}", file=sys.stderr)
+    if len(skipped) > MAX_LISTED:
+        print(f"  ... and {len(skipped) - MAX_LISTED} more (workbench inspect lists every layer's precision)",
+              file=sys.stderr)
 
 
 class _BuildProgress:

@@ -72,3 +72,30 @@ def test_errors_are_one_line(capsys, tmp_path):
     assert run("bench", tmp_path / "missing.onnx") == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and "Traceback" not in err
+
+
+def test_commands_that_build_take_calibration(tmp_path, capsys):
+    """bench, compare and sweep build an .onnx with the same quantization options as `workbench build`."""
+    from workbench.tools import cli_commands
+    from workbench.zoo import digits
+
+    d = digits()
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    np.savez(folder / "batch.npz", input=d.x_calib[:16])
+    parser = argparse.ArgumentParser()
+    COMMANDS["bench"][0](parser)
+    args = parser.parse_args([str(d.model), "--device", "cpu", "--batch", "4", "--precision", "int8",
+                              "--calibration", str(folder), "--calibrator", "percentile", "--percentile", "99.9",
+                              "--layer-precision", "Gemm_0=fp32"])
+    precisions = cli_commands._engine(args).precisions
+    assert precisions["Conv_1"] == "int8" and precisions["Gemm_0"] == "fp32"
+    assert "without --calibration" not in capsys.readouterr().err
+    bare = parser.parse_args([str(d.model), "--device", "cpu", "--batch", "4", "--precision", "int8"])
+    assert "int8" not in cli_commands._engine(bare).precisions.values()
+    assert "int8 without --calibration" in capsys.readouterr().err
+    code = run("sweep", d.model, "--batch", 4, "--precision", "fp32", "int8", "--device", "cpu", "--duration", 0.02,
+               "--baseline", "none", "--calibration", folder, "--json")
+    assert code == 0
+    rows = {row["precision"]: row for row in json.loads(capsys.readouterr().out)["rows"]}
+    assert rows["int8"]["status"] == "ok" and rows["int8"]["memory_bytes"] < rows["fp32"]["memory_bytes"] / 2

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import WorkbenchError
+from ..quant import options as quant_options
 
 BASELINES = ("onnxruntime", "reference", "none")
 
@@ -29,6 +30,7 @@ def _add_model(parser, build: bool = True) -> None:
         parser.add_argument("--precision", default="fp32", help="lowest precision the builder may use")
         parser.add_argument("--workspace", default="1GiB", help="builder workspace limit, e.g. 512MiB")
         parser.add_argument("--batch", type=int, default=None, help="batch size (the engine's max batch)")
+        quant_options.add_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -42,8 +44,10 @@ def _engine(args):
 
     if is_plan_file(args.model):
         return load_plan(args.model)
+    options = quant_options.from_args(args)
+    _warn(quant_options.uncalibrated([args.precision], options))
     cfg = BuilderConfig(device=args.device, precision=args.precision, workspace=args.workspace,
-                        max_batch=args.batch)
+                        max_batch=args.batch, **options)
     return build(load_onnx(args.model), cfg)
 
 
@@ -63,6 +67,11 @@ def _onnx_of(args):
     from .runners import is_plan_file
 
     return None if is_plan_file(args.model) else args.model
+
+
+def _warn(message: str | None) -> None:
+    if message:
+        print(message, file=sys.stderr)
 
 
 def _emit(args, result, text: str | None = None) -> None:
@@ -166,6 +175,7 @@ def add_sweep_arguments(parser) -> None:
     parser.add_argument("--duration", type=float, default=0.5, help="seconds of timed runs per point")
     parser.add_argument("--csv", help="also write the table to this CSV file")
     parser.add_argument("--json", action="store_true")
+    quant_options.add_arguments(parser)
 
 
 def _executor(kind: str, workers: int):
@@ -199,8 +209,10 @@ def run_sweep(args) -> int:
     baseline = False if args.baseline == "none" else _baseline(args.baseline, args.model)
     executor, close = _executor(args.executor, args.workers)
     try:
-        result = sweep(args.model, grid, baseline=baseline, executor=executor, config={"device": args.device},
-                       bench_options={"duration_s": args.duration})
+        options = quant_options.from_args(args)
+        _warn(quant_options.uncalibrated(args.precision, options))
+        result = sweep(args.model, grid, baseline=baseline, executor=executor,
+                       config={"device": args.device, **options}, bench_options={"duration_s": args.duration})
     finally:
         close()
     frame = result.to_dataframe()
