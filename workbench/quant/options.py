@@ -12,7 +12,17 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
+# the calibrators by the names the command line and the notebook give them
 CALIBRATORS = {"entropy": "EntropyCalibrator", "minmax": "MinMaxCalibrator", "percentile": "PercentileCalibrator"}
+
+
+def make_calibrator(kind: str, data, cache=None, **options):
+    """A calibrator by name (CALIBRATORS) over `data`, with the calibrator's keyword `options`."""
+    if kind not in CALIBRATORS:
+        raise ConfigError(f"unknown calibrator {kind!r}; choose one of {sorted(CALIBRATORS)}")
+    from . import calibrators
+
+    return getattr(calibrators, CALIBRATORS[kind])(data, cache, **options)
 
 
 def add_arguments(parser) -> None:
@@ -57,11 +67,9 @@ def calibrator(args):
     if args.calibration is None and not Path(args.calibration_cache).is_file():
         raise ConfigError(f"--calibration-cache {args.calibration_cache} does not exist yet: give --calibration "
                           f"FOLDER to calibrate and write it")
-    from . import calibrators
-
-    kind = getattr(calibrators, CALIBRATORS[args.calibrator])
     extra = {"percentile": args.percentile} if args.percentile is not None else {}
-    return kind(args.calibration, args.calibration_cache, progress=not getattr(args, "quiet", False), **extra)
+    return make_calibrator(args.calibrator, args.calibration, args.calibration_cache,
+                           progress=not getattr(args, "quiet", False), **extra)
 
 
 def layer_precisions(specs: list) -> dict:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WorkbenchError
+from ..quant.options import CALIBRATORS
 
-CALIBRATORS = {"entropy": "EntropyCalibrator", "minmax": "MinMaxCalibrator", "percentile": "PercentileCalibrator"}
 QUANTIZED = ("int8", "fp8")
 DYNAMIC_BATCH_LIMIT = 256   # the batch slider's top when the model leaves the batch dim free
 EVAL_SAMPLES = 512          # compare on at most this many labelled samples (keeps a build interactive)
@@ -137,13 +137,11 @@ def build_engine(net, config, progress=None, cancel=None):
 
 def make_calibrator(kind: str, data, cache: Path | None):
     """A quantization calibrator of `kind` ('entropy', 'minmax', 'percentile') over `data`."""
-    if kind not in CALIBRATORS:
-        raise WorkbenchError(f"unknown calibrator {kind!r}; choose one of {sorted(CALIBRATORS)}")
     if not _quant_available():
         raise WorkbenchError("INT8 calibration needs workbench.quant, which this installation lacks")
-    from .. import quant
+    from ..quant.options import make_calibrator as make
 
-    return getattr(quant, CALIBRATORS[kind])(data, cache=cache, progress=False)
+    return make(kind, data, cache, progress=False)
 
 
 def calibrate(calibrator, net, progress=None, cancel=None) -> dict:
