@@ -168,6 +168,17 @@ def test_int8_build_calibrates_and_exports_cache_and_qdq(digits, tmp_path):
                                                      "digits_int8.calib", "digits_int8.qdq.onnx"]
 
 
+@pytest.mark.skipif(not adapters._quant_available(), reason="workbench.quant is not merged yet")
+def test_fp8_is_offered_and_builds_calibrated(digits):
+    """FP8 (E4M3) is on the precision toggle with the others, and calibrates as int8 does."""
+    s = new_session(digits)
+    assert "fp8" in s.precisions
+    s.build(precision="fp8", batch=8).result(timeout=300)
+    row = s.results.iloc[-1]
+    assert not s.error and row["precision"] == "fp8" and row["calibrator"] == "entropy"
+    assert row["top1_agreement"] > 0.8
+
+
 # ---------------------------------------------------------------------------------- export
 def test_export_writes_plan_and_report(built, tmp_path):
     files = built.export(tmp_path / "digits.plan", build_id=2)

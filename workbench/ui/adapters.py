@@ -106,13 +106,14 @@ def _quant_available() -> bool:
 def supported_precisions(device: str) -> list:
     """The precisions a build on `device` may use: the backend's own list when it gives one.
 
-    The CPU backend emulates tf32/fp16/bf16 faithfully; int8 needs workbench.quant.
+    The CPU backend emulates tf32/fp16/bf16 faithfully, and int8 and fp8 (E4M3) arithmetic; those two need
+    workbench.quant.
     """
     from ..backends import get_backend
 
     info = get_backend(device).device_info()
     listed = info.get("precisions") or getattr(get_backend(device), "PRECISIONS", None)
-    precisions = list(listed) if listed else ["fp32", "tf32", "fp16", "bf16", "int8"]
+    precisions = list(listed) if listed else ["fp32", "tf32", "fp16", "bf16", "int8", "fp8"]
     return [p for p in precisions if p not in QUANTIZED or _quant_available()]
 
 
