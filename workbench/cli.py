@@ -34,6 +34,7 @@ from .errors import WorkbenchError
 from .fileio import atomic_write
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_LISTED = 10  # layers a build names as not quantized; inspect has the rest
 
 
 class UsageError(WorkbenchError):
@@ -92,9 +93,6 @@ def build_command(args) -> int:
           f"{engine.report.get('build_seconds', 0):.2f} s")
     _report_quantization(engine.report.get("quantization") or {}, engine.precisions)
     return EXIT_OK
-
-
-MAX_LISTED = 10  # layers a build names as not quantized; inspect has the rest
 
 
 def _report_quantization(info: dict, precisions: dict) -> None:

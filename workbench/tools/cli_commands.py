@@ -207,10 +207,10 @@ def run_sweep(args) -> int:
     if args.workspace:
         grid["workspace"] = args.workspace
     baseline = False if args.baseline == "none" else _baseline(args.baseline, args.model)
+    options = quant_options.from_args(args)
+    _warn(quant_options.uncalibrated(args.precision, options))
     executor, close = _executor(args.executor, args.workers)
     try:
-        options = quant_options.from_args(args)
-        _warn(quant_options.uncalibrated(args.precision, options))
         result = sweep(args.model, grid, baseline=baseline, executor=executor,
                        config={"device": args.device, **options}, bench_options={"duration_s": args.duration})
     finally:
