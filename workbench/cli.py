@@ -71,10 +71,10 @@ def build_command(args) -> int:
     from .quant import options as quant_options
 
     profiles = parse_profile(args.shapes)
+    quantization = quant_options.from_args(args)
     cfg = BuilderConfig(device=args.device, precision=args.precision, workspace=args.workspace,
                         profiles=[profiles] if profiles else [], max_batch=args.max_batch,
-                        timing_cache=args.timing_cache, builder_optimization_level=args.opt_level,
-                        **quant_options.from_args(args))
+                        timing_cache=args.timing_cache, builder_optimization_level=args.opt_level, **quantization)
     output = Path(args.output) if args.output else Path(args.model).with_suffix(".plan")
     if not output.absolute().parent.is_dir():  # say so now, not after a long build
         raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
@@ -91,21 +91,21 @@ def build_command(args) -> int:
     print(f"wrote {output}: {len(engine.layers)} layers, {cfg.precision} on {engine.backend}, activations "
           f"{_mib(engine.memory.arena_bytes)}, weights {_mib(engine.memory.weight_bytes)}, built in "
           f"{engine.report.get('build_seconds', 0):.2f} s")
-    _report_quantization(engine.report.get("quantization") or {}, engine.precisions)
+    info = engine.report.get("quantization") or {}
+    if info:
+        _report_quantization(info, engine.precisions,
+                             quant_options.uncalibrated([cfg.precision], quantization) if info.get("note") else None)
     return EXIT_OK
 
 
-def _report_quantization(info: dict, precisions: dict) -> None:
-    """After a build that asked for int8/fp8: layers by precision, and why layers stayed in floating point."""
-    if not info:
-        return
-    counts = {}
-    for p in precisions.values():
-        counts[p] = counts.get(p, 0) + 1
-    print("layers by precision: " + ", ".join(f"{p} {n}" for p, n in sorted(counts.items(), key=lambda t: -t[1])))
-    if info.get("note"):  # every layer then stayed for the same reason
-        print(f"warning: {info['note'].split(';')[0]}; give --calibration FOLDER (or --calibration-cache FILE)",
-              file=sys.stderr)
+def _report_quantization(info: dict, precisions: dict, warning: str | None) -> None:
+    """After a build that asked for int8/fp8: layers by precision, and why layers stayed in floating point
+    (`warning`: no calibration data, the one reason for all of them)."""
+    from collections import Counter
+
+    print("layers by precision: " + ", ".join(f"{p} {n}" for p, n in Counter(precisions.values()).most_common()))
+    if warning:
+        print(warning, file=sys.stderr)
         return
     skipped = sorted((info.get("not_quantized") or {}).items())
     for name, why in skipped[:MAX_LISTED]:

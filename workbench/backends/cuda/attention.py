@@ -210,9 +210,8 @@ class BatchedAttention:
         softmax = row_kernel({"op": "softmax", "in": dtype.name, "out": dtype.name, "round": None})
         rows, threads = g.b * g.h * g.sq, threads_for(g.skv)
 
-        def heads(x, i, s, d):  # (B, S, H*d) -> (B*H, S, d), contiguous
-            x = g.part(_operand(x, dtype, site.precision), i)
-            x = cp.ascontiguousarray(x).reshape(g.b, s, g.h, d).transpose(0, 2, 1, 3)
+        def heads(x, i, s, d):  # (B, S, H*d) -> (B*H, S, d), contiguous: one copy, packed or not
+            x = g.part(_operand(x, dtype, site.precision), i).reshape(g.b, s, g.h, d).transpose(0, 2, 1, 3)
             return cp.ascontiguousarray(x).reshape(g.b * g.h, s, d)
 
         def run(args):

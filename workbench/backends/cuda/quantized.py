@@ -574,7 +574,7 @@ def _gemm_mma_check(site, fp8: bool) -> str | None:
     return imma.fits(*_gemm_sizes(site), recipe.out, _residual_dtype(site), "wgmma" if fp8 else "sync")
 
 
-def _gemm_mma_kernel(site, params, dev, label: str) -> Kernel:
+def _gemm_mma_kernel(site, params, dev, fp8: bool) -> Kernel:
     """The generated kernel for a QGemm / 1x1 conv: X's rows (pixels) quantized to the layer's operands."""
     recipe = Recipe(site)
     n, k = _gemm_sizes(site)
@@ -582,39 +582,38 @@ def _gemm_mma_kernel(site, params, dev, label: str) -> Kernel:
 
     def rows(args):
         x = _pixel_rows(args[0], g) if g else args[0]
-        return (recipe.quantize(x, "e4m3") if recipe.fp8 else _int8_rows(recipe, x)).reshape(-1, k)
+        return (recipe.quantize(x, "e4m3") if fp8 else _int8_rows(recipe, x)).reshape(-1, k)
 
     def weights(args):
-        return (_e4m3_weights if recipe.fp8 else _int8_weights)(site, dev, args, n, k)
+        return (_e4m3_weights if fp8 else _int8_weights)(site, dev, args, n, k)
 
-    return _mma_kernel(site, params, dev, k, k, rows, weights, None, label)
-
-
-def _gemm_mma_tactic(name: str, fp8: bool, doc: str):
-    """Register the generated-kernel tactic for int8 or float8 QGemm / 1x1 convolutions (one code)."""
-    def check(site):
-        return _gemm_mma_check(site, fp8)
-
-    def candidates(site, level):
-        return _mma_candidates(site, level, _gemm_sizes(site)[1])
-
-    def prepare(site, params, dev):
-        return _gemm_mma_kernel(site, params, dev, name)
-
-    impl = type(name, (), {"__doc__": doc, "check": staticmethod(check), "candidates": staticmethod(candidates),
-                           "prepare": staticmethod(prepare)})
-    return tactic(name, ops=QGEMM_OPS | QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=12)(impl)
+    return _mma_kernel(site, params, dev, k, k, rows, weights, None, "fp8-mma" if fp8 else "int8-mma")
 
 
-Int8Mma = _gemm_mma_tactic(
-    "int8-mma", False, "QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the epilogue "
-    "fused (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into one "
-    "multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact.")
-Fp8Mma = _gemm_mma_tactic(
-    "fp8-mma", True, "float8 QGemm / 1x1 QLinearConvFused as the same generated kernel on E4M3 bits (imma.py's "
-    "wgmma forms, sm_90a): float32 accumulators, the epilogue fused (scale, bias, residual, activation), fp16 or "
-    "float32 written once, where fp8-gemm runs a cuBLASLt product and an epilogue pass apart. Takes per-channel "
-    "weight scales too (cuBLASLt's FP8 product scales by one number).")
+def _gemm_mma_candidates(site, level):
+    return _mma_candidates(site, level, _gemm_sizes(site)[1])
+
+
+def _quant_tactic(name: str, fp8: bool, rank: int, doc: str, check, candidates, prepare, ops=QCONV_OPS):
+    """Register one quantized tactic for int8 or FP8 layers (the two share their code): check(site, fp8),
+    prepare(site, params, dev, fp8)."""
+    impl = type(name, (), {"__doc__": doc, "check": staticmethod(lambda site: check(site, fp8)),
+                           "candidates": staticmethod(candidates),
+                           "prepare": staticmethod(lambda site, params, dev: prepare(site, params, dev, fp8))})
+    return tactic(name, ops=ops, precisions=("fp8" if fp8 else "int8",), rank=rank)(impl)
+
+
+Int8Mma = _quant_tactic(
+    "int8-mma", False, 12, "QGemm / 1x1 QLinearConvFused as one generated int8 tensor-core kernel with the "
+    "epilogue fused (imma.py): int8 in, int8 or fp16 out, no int32 round trip through memory. Scales fold into "
+    "one multiply-add per value (folded_lines): within a grid step of the CPU kernel, not bit-exact.",
+    _gemm_mma_check, _gemm_mma_candidates, _gemm_mma_kernel, ops=QGEMM_OPS | QCONV_OPS)
+Fp8Mma = _quant_tactic(
+    "fp8-mma", True, 12, "float8 QGemm / 1x1 QLinearConvFused as the same generated kernel on E4M3 bits "
+    "(imma.py's wgmma forms, sm_90a): float32 accumulators, the epilogue fused (scale, bias, residual, "
+    "activation), fp16 or float32 written once, where fp8-gemm runs a cuBLASLt product and an epilogue pass "
+    "apart. Takes per-channel weight scales too (cuBLASLt's FP8 product scales by one number).",
+    _gemm_mma_check, _gemm_mma_candidates, _gemm_mma_kernel, ops=QGEMM_OPS | QCONV_OPS)
 
 
 @tactic("int8-implicit", ops=QCONV_OPS, precisions=("int8",), rank=12)
@@ -890,17 +889,9 @@ def _conv_check(site, fp8: bool) -> str | None:
     return cudnn_missing() or recipe.why_not(site)
 
 
-def _conv_tactic(name: str, fp8: bool, rank: int, doc: str, check, candidates, prepare):
-    """Register one quantized-convolution tactic for int8 or FP8 layers (the two share their code)."""
-    impl = type(name, (), {"__doc__": doc, "check": staticmethod(lambda site: check(site, fp8)),
-                           "candidates": staticmethod(candidates),
-                           "prepare": staticmethod(lambda site, params, dev: prepare(site, params, dev, fp8))})
-    return tactic(name, ops=QCONV_OPS, precisions=("fp8" if fp8 else "int8",), rank=rank)(impl)
-
-
-Int8Conv = _conv_tactic("int8-conv", False, 20, "QLinearConvFused: centred integers as fp16 through cuDNN (float32 "
+Int8Conv = _quant_tactic("int8-conv", False, 20, "QLinearConvFused: centred integers as fp16 through cuDNN (float32 "
                         "accumulate and output).", _conv_check, _conv_candidates, _conv_as_fp16)
-Fp8Conv = _conv_tactic("fp8-conv", True, 20, "float8 QLinearConvFused: E4M3 values as fp16 through cuDNN (float32 "
+Fp8Conv = _quant_tactic("fp8-conv", True, 20, "float8 QLinearConvFused: E4M3 values as fp16 through cuDNN (float32 "
                        "accumulate and output).", _conv_check, _conv_candidates, _conv_as_fp16)
 
 
@@ -1048,9 +1039,9 @@ def _held_candidates(site, level):
     return plans + ([dict(p, split=True) for p in plans] if Recipe(site).y_int else [])
 
 
-Int8Cudnn = _conv_tactic("int8-cudnn", False, 15, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
+Int8Cudnn = _quant_tactic("int8-cudnn", False, 15, "QLinearConvFused as one cuDNN int8 graph (int8 NHWC in, "
                         "float or int8 out).", _graph_check, _graph_candidates, _graph_kernel)
-Fp8Cudnn = _conv_tactic("fp8-cudnn", True, 15, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
+Fp8Cudnn = _quant_tactic("fp8-cudnn", True, 15, "float8 QLinearConvFused as one cuDNN FP8 graph (E4M3 NHWC in, "
                         "float out).", _graph_check, _graph_candidates, _graph_kernel)
 
 
@@ -1058,8 +1049,8 @@ _held_check = functools.partial(_graph_check, held=True)
 _held_kernel = functools.partial(_graph_kernel, held=True)
 
 
-Int8Held = _conv_tactic("int8-held", False, 16, "QLinearConvFused on its grid values dequantized to fp16, through "
+Int8Held = _quant_tactic("int8-held", False, 16, "QLinearConvFused on its grid values dequantized to fp16, through "
                         "cuDNN's fp16 conv + bias graph (an RGB stem; shapes int8 engines run slowly).",
                         _held_check, _held_candidates, _held_kernel)
-Fp8Held = _conv_tactic("fp8-held", True, 16, "float8 QLinearConvFused on its E4M3 values dequantized to fp16, "
+Fp8Held = _quant_tactic("fp8-held", True, 16, "float8 QLinearConvFused on its E4M3 values dequantized to fp16, "
                        "through cuDNN's fp16 conv + bias graph.", _held_check, _graph_candidates, _held_kernel)

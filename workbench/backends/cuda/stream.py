@@ -106,14 +106,12 @@ extern "C" __global__ void __launch_bounds__({THREADS}) {name}({", ".join(args)}
     return name, code
 
 
-_SIZES = {"float16": 2, "float32": 4, "float64": 8, "int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8,
-          "bool": 1}
 _WORDS = {1: "char", 2: "short", 4: "int", 8: "int2", 16: "int4"}
 
 
 def _move(dst: str, src: str, dtype: str) -> str:
     """C copying VECTOR elements of `dtype` from `src` to `dst` (both 16-byte aligned) in whole words."""
-    size = VECTOR * _SIZES[dtype]
+    size = VECTOR * np.dtype(dtype).itemsize
     word = min(size, 16)
     return " ".join(f"(({_WORDS[word]}*)({dst}))[{k}] = ((const {_WORDS[word]}*)({src}))[{k}];"
                     for k in range(size // word))
@@ -175,8 +173,7 @@ class StreamKernel:
 
     def _vectors(self, args, y) -> int:
         """How many VECTOR-element groups the vector form would take, or 0 where it cannot run."""
-        if y.size % VECTOR or any(a.shape != y.shape or a.data.ptr % 16 for a in args) or y.data.ptr % 16 or \
-                any(t not in _SIZES for t, _ in self.ins + self.outs):
+        if y.size % VECTOR or any(a.shape != y.shape or a.data.ptr % 16 for a in args) or y.data.ptr % 16:
             return 0
         return y.size // VECTOR
 
